@@ -1,0 +1,133 @@
+"""The worker: a Faust app that screens deposits and withdrawals and emits freeze alerts.
+
+Quick start (see README.md)::
+
+    make run                      # local broker, worker, demo feed, alerts on screen
+    sentinel worker               # just the worker, against $KAFKA_BOOTSTRAP_SERVERS
+
+How a record flows: an agent per input topic reads raw records (partitioned by
+account), :class:`~streams.screening.Screening` decodes and evaluates each one, and
+:class:`~streams.sink.AlertSink` writes the alerts (or the dead letter) and waits for
+the broker's acknowledgement *before* the agent moves on, so Faust only acknowledges
+(and later commits) an input offset whose output is safe.
+
+Agents run with ``concurrency=1``: with more, faust-streaming can commit an offset
+past records still in flight (faust-streaming #606). Every record yields an outcome
+inside our own try/except, so a record whose processing failed is never skipped
+silently on restart (faust-streaming #315): it is in the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+import mode
+from prometheus_client import start_http_server
+
+from streams import metrics
+from streams.rules.engine import Ruleset, load_ruleset
+from streams.screening import Record, Screening
+from streams.settings import Settings
+from streams.sink import AlertSink
+
+log = logging.getLogger(__name__)
+
+
+class _SinkService(mode.Service):
+    """Starts the alert producer before the agents and stops it after them."""
+
+    def __init__(self, sink: AlertSink, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sink = sink
+
+    async def on_start(self) -> None:
+        await self.sink.start()
+
+    async def on_stop(self) -> None:
+        await self.sink.stop()
+
+
+class SentinelApp(faust.App):  # type: ignore[misc]
+    """The Faust app, holding the running ruleset and the alert producer."""
+
+    def __init__(self, settings: Settings, ruleset: Ruleset) -> None:
+        super().__init__(
+            settings.app_id,
+            broker=[f"kafka://{server}" for server in settings.bootstrap_list],
+            # Values are decoded by our own code, so bad input becomes a dead letter
+            # instead of an exception inside Faust's deserialiser.
+            key_serializer="raw",
+            value_serializer="raw",
+            topic_partitions=settings.topic_partitions,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            web_enabled=False,
+            datadir=settings.data_dir,
+            store="memory://",
+        )
+        self.settings = settings
+        self.screening = Screening(ruleset, settings.topic_event_types)
+        self.sink = AlertSink(settings.bootstrap_list, settings.alerts_topic, settings.dead_letter_topic)
+        self._sink_service = _SinkService(self.sink)
+        self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
+        self.withdrawals = self.topic(settings.withdrawals_topic, key_type=bytes, value_type=bytes)
+        self.agent(self.deposits, name="screen-deposits", concurrency=1)(self._screen)
+        self.agent(self.withdrawals, name="screen-withdrawals", concurrency=1)(self._screen)
+        _publish_ruleset(ruleset)
+
+    def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
+        """Start the alert producer before Faust's consumer and agents."""
+        return [self._sink_service, *super().on_init_dependencies()]
+
+    async def _screen(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            record = Record(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                headers=_headers(message.headers),
+                timestamp=message.timestamp,
+            )
+            outcome = self.screening.screen_one(record)
+            await self.sink.emit(outcome)
+            result = "dead_lettered" if outcome.dead_letter else "alerted" if outcome.alerts else "clean"
+            metrics.EVENTS.labels(record.topic, result).inc()
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+def _publish_ruleset(ruleset: Ruleset) -> None:
+    metrics.RULES_LOADED.set(sum(rule.spec.enabled for rule in ruleset.rules))
+    metrics.RULESET.info({"version": ruleset.version, "files": str(len(ruleset.files))})
+    for list_id, address_list in ruleset.lists.items():
+        metrics.LIST_ENTRIES.labels(list_id).set(len(address_list))
+
+
+def create_app(settings: Settings | None = None) -> SentinelApp:
+    """Build the worker app from settings (the environment by default)."""
+    settings = settings or Settings()
+    ruleset = load_ruleset(settings.rule_paths)
+    log.info("loaded ruleset %s: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
+    return SentinelApp(settings, ruleset)
+
+
+def run_worker(settings: Settings | None = None) -> None:
+    """Run a worker until SIGINT/SIGTERM."""
+    from faust.worker import Worker
+
+    app = create_app(settings)
+    if app.settings.metrics_port:
+        start_http_server(app.settings.metrics_port, addr=app.settings.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", app.settings.metrics_host, app.settings.metrics_port)
+    Worker(app, loglevel=app.settings.log_level, quiet=True).execute_from_commandline()

@@ -1,0 +1,162 @@
+"""The ``sentinel`` command.
+
+    sentinel worker                         run a screening worker (Faust)
+    sentinel topics create                  create the input, alert and dead-letter topics
+    sentinel rules check [PATH ...]         validate rule files and print what they define
+    sentinel backtest --input F --output A  screen a JSONL file offline with the same engine
+    sentinel feed FILE [--now]              produce a JSONL file of events to the input topics
+    sentinel watch [--from-beginning]       print alerts and dead letters as they arrive
+
+Connection settings come from the environment (``KAFKA_BOOTSTRAP_SERVERS``,
+``SENTINEL_*``; see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from streams import __version__
+from streams.rules.engine import Ruleset, load_ruleset
+from streams.rules.source import RuleFileError
+from streams.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        raise SystemExit(f"sentinel: bad setting {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+
+
+def _ruleset(paths: Sequence[str]) -> Ruleset:
+    try:
+        return load_ruleset(list(paths))
+    except RuleFileError as exc:
+        raise SystemExit(f"sentinel: {exc}") from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.app import run_worker
+
+    settings = _settings()
+    _ruleset(settings.rule_paths)  # fail fast, with a clear message, before Faust starts
+    run_worker(settings)
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from streams.topics import create_topics
+
+    settings = _settings()
+    created = asyncio.run(create_topics(settings, args.replication_factor))
+    print(f"created: {', '.join(created)}" if created else "all topics already exist")
+    return 0
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    paths = args.paths or _settings().rule_paths
+    ruleset = _ruleset(paths)
+    print(f"ruleset {ruleset.version}: {len(ruleset.files)} file(s), {len(ruleset.rules)} rule(s), "
+          f"{len(ruleset.lists)} list(s)")
+    for address_list in ruleset.lists.values():
+        info = address_list.info
+        dupes = f", {address_list.duplicates} duplicate(s) merged" if address_list.duplicates else ""
+        print(f"  list {info.id:<24} {len(address_list):>9} addresses  {info.category:<10} "
+              f"version {info.version}{dupes}")
+    for rule in ruleset.rules:
+        spec = rule.spec
+        state = "" if spec.enabled else "  (disabled)"
+        print(f"  rule {spec.id:<32} {spec.version:<8} {spec.typology:<18} {spec.severity:<8} "
+              f"{spec.action:<6} {spec.mode}{state}")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from streams.backtest import backtest_file
+
+    ruleset = _ruleset(args.rules or _settings().rule_paths)
+    try:
+        report = backtest_file(Path(args.input), ruleset, Path(args.output) if args.output else None)
+    except OSError as exc:
+        raise SystemExit(f"sentinel: {exc.filename}: {exc.strerror}") from None
+    print(f"ruleset {ruleset.version}")
+    print(report.table())
+    return 0
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    from streams.feed import produce_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"sentinel: {path}: no such file")
+    count = asyncio.run(produce_file(path, _settings(), shift_to_now=args.now))
+    print(f"produced {count} records from {path}")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from streams.watch import watch
+
+    try:
+        asyncio.run(watch(_settings(), from_beginning=args.from_beginning, stop_after=args.seconds))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sentinel``."""
+    parser = argparse.ArgumentParser(prog="sentinel", description="deposit-sentinel: freeze alerts from Kafka.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("worker", help="run a screening worker").set_defaults(func=cmd_worker)
+
+    topics = commands.add_parser("topics", help="manage the project's topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    create = topics_sub.add_parser("create", help="create missing topics")
+    create.add_argument("--replication-factor", type=int, default=1)
+    create.set_defaults(func=cmd_topics_create)
+
+    rules = commands.add_parser("rules", help="work with rule files")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate rule files and print a summary")
+    check.add_argument("paths", nargs="*", help="rule directories or files (default: $SENTINEL_RULES)")
+    check.set_defaults(func=cmd_rules_check)
+
+    backtest = commands.add_parser("backtest", help="screen a JSONL file of events offline")
+    backtest.add_argument("--input", required=True, help="JSONL, one typed event a line")
+    backtest.add_argument("--output", help="where to write alerts as JSONL")
+    backtest.add_argument("--rules", action="append", help="rule directory or file (repeatable)")
+    backtest.set_defaults(func=cmd_backtest)
+
+    feed = commands.add_parser("feed", help="produce a JSONL file of events to the input topics")
+    feed.add_argument("file")
+    feed.add_argument("--now", action="store_true", help="shift timestamps so the last event is now")
+    feed.set_defaults(func=cmd_feed)
+
+    watch = commands.add_parser("watch", help="print alerts and dead letters as they arrive")
+    watch.add_argument("--from-beginning", action="store_true")
+    watch.add_argument("--seconds", type=float, help="stop after this many seconds")
+    watch.set_defaults(func=cmd_watch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sentinel`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""The event contract: deposits and withdrawals from the exchange ledger.
+
+Events arrive as JSON (one object per Kafka record, or one per line in a file). This
+module turns raw bytes into validated, typed events, or raises :class:`EventError`
+with a stable ``reason`` code (used as the dead-letter reason and as a metric label)
+and a plain-words ``detail``. Amounts are exact: they travel as decimal strings and
+become :class:`~decimal.Decimal`; a JSON number is refused because a float may already
+have lost digits before we see it. See docs/events.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Union
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from streams.chains import CHAINS, normalise_address
+
+EventType = Literal["deposit", "withdrawal"]
+EVENT_TYPES: tuple[EventType, ...] = ("deposit", "withdrawal")
+
+#: Integer and fraction digits an amount may have (DECIMAL(42,18) in a ledger database).
+#: Larger numbers are not real transfers; they are corrupt input and must not overflow
+#: downstream systems.
+MAX_INTEGER_DIGITS = 24
+MAX_FRACTION_DIGITS = 18
+MAX_ADDRESS_LENGTH = 128
+MAX_ADDRESSES = 1000
+
+_DECIMAL = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})\Z"
+)
+
+
+class EventError(ValueError):
+    """Raw input that is not a valid event.
+
+    ``reason`` is one of a small, fixed set of codes (safe as a metric label);
+    ``detail`` says in plain words what is wrong, naming the field.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _decimal_string(value: Any, *, allow_zero: bool) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError("must be a decimal string such as \"12.5\" (JSON numbers lose precision)")
+    match = _DECIMAL.match(value)
+    if not match:
+        raise ValueError(f"{value[:60]!r} is not a plain decimal string (digits, optional fraction)")
+    if len(match["int"].lstrip("0")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"has more than {MAX_INTEGER_DIGITS} integer digits")
+    if match["frac"] and len(match["frac"]) > MAX_FRACTION_DIGITS:
+        raise ValueError(f"has more than {MAX_FRACTION_DIGITS} fraction digits")
+    amount = Decimal(value)
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise ValueError("must be greater than zero" if not allow_zero else "must not be negative")
+    return amount
+
+
+def _positive_amount(value: Any) -> Decimal:
+    return _decimal_string(value, allow_zero=False)
+
+
+def _usd_value(value: Any) -> Decimal:
+    return _decimal_string(value, allow_zero=True)
+
+
+def _utc_timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 string such as \"2026-11-27T06:05:00Z\"")
+    match = _RFC3339.match(value)
+    if not match:
+        raise ValueError(f"{value[:40]!r} is not an RFC 3339 timestamp with a time zone")
+    if match["tz"] not in ("Z", "z", "+00:00", "-00:00"):
+        raise ValueError(f"{value!r} must be in UTC (end in Z or +00:00)")
+    text = value.replace("z", "Z").replace("Z", "+00:00")
+    # Python's fromisoformat takes at most microseconds; drop extra nanosecond digits.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        return datetime.fromisoformat(text).astimezone(timezone.utc)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid date and time ({exc})") from None
+
+
+def _address(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not value or value != value.strip() or len(value) > MAX_ADDRESS_LENGTH:
+        raise ValueError(
+            f"must be a non-empty address of at most {MAX_ADDRESS_LENGTH} characters without spaces"
+        )
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_positive_amount)]
+UsdValue = Annotated[Decimal, BeforeValidator(_usd_value)]
+Timestamp = Annotated[datetime, BeforeValidator(_utc_timestamp)]
+Address = Annotated[str, BeforeValidator(_address)]
+NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class _Event(BaseModel):
+    """Fields every ledger event carries."""
+
+    # Unknown fields are ignored, not refused: the ledger may add fields before we do.
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+    event_id: NonEmpty
+    account_id: NonEmpty
+    chain: str
+    asset: NonEmpty
+    amount: Amount
+    usd_value: UsdValue | None = None
+    timestamp: Timestamp
+
+    @field_validator("chain")
+    @classmethod
+    def _known_chain(cls, value: str) -> str:
+        if value not in CHAINS:
+            raise ValueError(f"unknown chain {value[:40]!r}; known: {', '.join(sorted(CHAINS))}")
+        return value
+
+    def addresses(self, field: str) -> tuple[str, ...]:
+        """The address or addresses held in ``field``, as spelled in the event."""
+        value = getattr(self, field, None)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        return tuple(value)
+
+
+class Deposit(_Event):
+    """Funds arriving at one of the exchange's deposit addresses."""
+
+    type: Literal["deposit"] = "deposit"
+    tx_hash: NonEmpty
+    from_addresses: Annotated[list[Address], Field(min_length=1, max_length=MAX_ADDRESSES)]
+    to_address: Address
+
+
+class Withdrawal(_Event):
+    """Funds leaving the exchange to an external address."""
+
+    type: Literal["withdrawal"] = "withdrawal"
+    to_address: Address
+    tx_hash: NonEmpty | None = None
+
+
+Event = Union[Deposit, Withdrawal]
+_MODELS: dict[str, type[Deposit] | type[Withdrawal]] = {"deposit": Deposit, "withdrawal": Withdrawal}
+
+
+def _first_error(exc: ValidationError) -> EventError:
+    """Condense pydantic's report into one reason code and a plain sentence."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"] if part not in ("deposit", "withdrawal"))
+    kind = first["type"]
+    if kind == "missing":
+        return EventError("missing_field", f"required field {field!r} is missing")
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return EventError("invalid_field", f"field {field!r}: {message}{more}")
+
+
+def parse_event(raw: bytes | None, expected: EventType | None = None) -> Event:
+    """Decode and validate one event.
+
+    ``expected`` is the type implied by the topic (``deposits`` → ``"deposit"``); the
+    event's own ``type`` must match it if present. Files and mixed streams (``expected``
+    is ``None``) must carry ``type`` on every record.
+    """
+    if raw is None:
+        raise EventError("empty_value", "record has no value (a tombstone), expected a JSON event")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError("invalid_utf8", f"value is not UTF-8 (byte {exc.start})") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventError("invalid_json", f"value is not JSON: {exc}") from None
+    return event_from_dict(data, expected)
+
+
+def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
+    """Validate an already-decoded JSON object as an event (see :func:`parse_event`)."""
+    if not isinstance(data, dict):
+        raise EventError("invalid_json", f"value is a JSON {type(data).__name__}, expected an object")
+    declared = data.get("type")
+    if declared is not None and declared not in _MODELS:
+        raise EventError("invalid_field", f"field 'type': {str(declared)[:40]!r} is not deposit or withdrawal")
+    if expected is not None:
+        if declared is not None and declared != expected:
+            raise EventError("type_mismatch", f"a {declared} on the {expected}s topic")
+        model = _MODELS[expected]
+    elif declared is None:
+        raise EventError("missing_field", "required field 'type' is missing (deposit or withdrawal)")
+    else:
+        model = _MODELS[declared]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRef:
+    """An address as found in an event: where, how it was spelled, and its matching key."""
+
+    field: str
+    original: str
+    key: str
+
+
+def address_refs(event: Event, field: str) -> list[AddressRef]:
+    """The addresses in ``field`` of ``event`` with their normalised matching keys."""
+    return [AddressRef(field, a, normalise_address(a)) for a in event.addresses(field)]
+
+
+def to_json_dict(event: Event) -> dict[str, Any]:
+    """The event as a JSON-ready dict: decimals as strings, timestamps in RFC 3339 UTC."""
+    data = event.model_dump(mode="json", exclude_none=True)
+    data["timestamp"] = format_timestamp(event.timestamp)
+    return data
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` suffix and millisecond precision where needed."""
+    moment = moment.astimezone(timezone.utc)
+    if moment.microsecond == 0:
+        spec = "seconds"
+    elif moment.microsecond % 1000 == 0:
+        spec = "milliseconds"
+    else:
+        spec = "microseconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"

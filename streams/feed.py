@@ -1,0 +1,72 @@
+"""Producing a file of events to the input topics (the demo feed, test fixtures, replays)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from streams.events import format_timestamp
+from streams.settings import Settings
+
+
+def feed_records(
+    path: Path, settings: Settings, shift_to: datetime | None = None
+) -> Iterator[tuple[str, bytes | None, bytes]]:
+    """Yield ``(topic, key, value)`` for each line of a JSONL file of typed events.
+
+    Each line goes to the topic of its ``type`` (lines without one go to the deposits
+    topic, where they will be dead-lettered: the feed does not hide bad input). With
+    ``shift_to``, timestamps move so the latest event happens at that moment, keeping
+    the gaps between events; event ids stay the same.
+    """
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    offset = timedelta(0)
+    if shift_to is not None:
+        stamps = [_timestamp(line) for line in lines]
+        known = [s for s in stamps if s is not None]
+        if known:
+            offset = shift_to - max(known)
+    for line in lines:
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            yield settings.deposits_topic, None, line
+            continue
+        if not isinstance(data, dict):
+            yield settings.deposits_topic, None, line
+            continue
+        topic = settings.withdrawals_topic if data.get("type") == "withdrawal" else settings.deposits_topic
+        key = str(data["account_id"]).encode() if "account_id" in data else None
+        stamp = _timestamp(line)
+        if offset and stamp is not None:
+            data["timestamp"] = format_timestamp(stamp + offset)
+            line = orjson.dumps(data)
+        yield topic, key, line
+
+
+def _timestamp(line: bytes) -> datetime | None:
+    try:
+        value = orjson.loads(line).get("timestamp")
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return None
+
+
+async def produce_file(path: Path, settings: Settings, *, shift_to_now: bool = False) -> int:
+    """Produce every line of ``path``; return how many records were acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_list, acks="all", enable_idempotence=True)
+    await producer.start()
+    count = 0
+    try:
+        shift = datetime.now(timezone.utc) if shift_to_now else None
+        for topic, key, value in feed_records(path, settings, shift):
+            await producer.send(topic, value=value, key=key)
+            count += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return count

@@ -1,0 +1,54 @@
+"""Prometheus metrics of the worker (see docs/metrics.md).
+
+One prefix (``sentinel_``), base units, ``_total`` on counters, and never an account or
+address in a label: label values come from small fixed sets (topics, rule ids, reason
+codes) so the number of series stays bounded.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from streams import __version__
+
+# Milliseconds matter at the low end (broker → alert), minutes at the high end
+# (events that reach us late, or a backlog being drained).
+LATENCY_BUCKETS = (
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+)
+
+EVENTS = Counter(
+    "sentinel_events_consumed_total",
+    "Input records consumed, by topic and result (clean, alerted, dead_lettered).",
+    ["topic", "result"],
+)
+ALERTS = Counter(
+    "sentinel_alerts_total",
+    "Alerts produced to the alert topic, by rule and its classification.",
+    ["rule_id", "typology", "severity", "action", "mode"],
+)
+DEAD_LETTERS = Counter(
+    "sentinel_dead_letters_total",
+    "Records written to the dead-letter topic, by reason code.",
+    ["topic", "reason"],
+)
+EVENT_TO_ALERT = Histogram(
+    "sentinel_event_to_alert_seconds",
+    "Seconds from the event's own timestamp to the alert acknowledged by the broker.",
+    buckets=LATENCY_BUCKETS,
+)
+BROKER_TO_ALERT = Histogram(
+    "sentinel_broker_to_alert_seconds",
+    "Seconds from the input record's broker timestamp to the alert acknowledged by the broker.",
+    buckets=LATENCY_BUCKETS,
+)
+PRODUCE_RETRIES = Counter(
+    "sentinel_produce_retries_total",
+    "Failed attempts to produce an alert or dead-letter record that were retried.",
+    ["topic"],
+)
+RULES_LOADED = Gauge("sentinel_rules_loaded", "Enabled rules in the running ruleset.")
+LIST_ENTRIES = Gauge("sentinel_list_entries", "Distinct addresses on each loaded list.", ["list_id"])
+RULESET = Info("sentinel_ruleset", "The running ruleset.")
+BUILD = Info("sentinel_build", "Version of the running worker.")
+BUILD.info({"version": __version__})

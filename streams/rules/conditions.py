@@ -1,0 +1,227 @@
+"""Single-event conditions: their grammar, checked at load time, compiled to closures.
+
+Grammar (each node is one YAML mapping)::
+
+    {all: [cond, ...]}      every condition holds
+    {any: [cond, ...]}      at least one holds
+    {not: cond}             the condition does not hold
+    {field: NAME, OP: V}    a comparison on an event field; OP is one of
+        eq, ne, in, not_in, gt, gte, lt, lte, matches (regular expression),
+        in_list (any address of the field is on list V),
+        all_in_list (every address of the field is on list V)
+
+A compiled condition returns ``None`` when it does not hold, or a list of evidence
+items (possibly empty) when it does: list hits say which address matched which entry
+of which list, so an alert can show why it fired. Nothing in a rule file is ever
+evaluated as code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from streams.chains import normalise_address
+from streams.events import Event
+from streams.lists import AddressList
+
+Evidence = list[dict[str, Any]]
+Condition = Callable[[Event], Evidence | None]
+
+STRING_FIELDS = frozenset({"event_id", "account_id", "chain", "asset", "tx_hash", "to_address", "type"})
+DECIMAL_FIELDS = frozenset({"amount", "usd_value"})
+ADDRESS_FIELDS = frozenset({"from_addresses", "to_address"})
+FIELDS = STRING_FIELDS | DECIMAL_FIELDS | ADDRESS_FIELDS
+
+COMPARISONS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "matches")
+LIST_OPERATORS = ("in_list", "all_in_list")
+
+
+class ConditionError(ValueError):
+    """A condition that does not follow the grammar; ``path`` locates it below ``condition``."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def compile_condition(node: Any, lists: Mapping[str, AddressList]) -> Condition:
+    """Check ``node`` against the grammar and return its evaluator."""
+    return _compile(node, (), lists)
+
+
+def _compile(node: Any, path: tuple[str | int, ...], lists: Mapping[str, AddressList]) -> Condition:
+    if not isinstance(node, Mapping) or not node:
+        raise ConditionError(path, "a condition must be a mapping such as {field: amount, gte: 100}")
+    if "all" in node or "any" in node:
+        key = "all" if "all" in node else "any"
+        _only(node, path, {key})
+        children = node[key]
+        if not isinstance(children, list) or not children:
+            raise ConditionError(path + (key,), f"{key!r} takes a non-empty list of conditions")
+        compiled = [_compile(child, path + (key, i), lists) for i, child in enumerate(children)]
+        return _all(compiled) if key == "all" else _any(compiled)
+    if "not" in node:
+        _only(node, path, {"not"})
+        return _not(_compile(node["not"], path + ("not",), lists))
+    if "field" in node:
+        return _compile_field(node, path, lists)
+    raise ConditionError(
+        path, f"unknown condition {sorted(node)}; use all, any, not, or field with an operator"
+    )
+
+
+def _only(node: Mapping[str, Any], path: tuple[str | int, ...], allowed: set[str]) -> None:
+    extra = sorted(set(node) - allowed)
+    if extra:
+        raise ConditionError(path + (extra[0],), f"unexpected key {extra[0]!r} here")
+
+
+def _compile_field(
+    node: Mapping[str, Any], path: tuple[str | int, ...], lists: Mapping[str, AddressList]
+) -> Condition:
+    name = node["field"]
+    if name not in FIELDS:
+        raise ConditionError(path + ("field",), f"unknown field {name!r}; fields: {', '.join(sorted(FIELDS))}")
+    operators = [key for key in node if key != "field"]
+    if len(operators) != 1:
+        raise ConditionError(path, f"field {name!r} needs exactly one operator, found {len(operators)}")
+    op = operators[0]
+    value = node[op]
+    where = path + (op,)
+    if op in LIST_OPERATORS:
+        if name not in ADDRESS_FIELDS:
+            raise ConditionError(where, f"{op} applies to address fields ({', '.join(sorted(ADDRESS_FIELDS))})")
+        if not isinstance(value, str) or value not in lists:
+            known = ", ".join(sorted(lists)) or "none defined"
+            raise ConditionError(where, f"unknown list {value!r} (lists: {known})")
+        return _in_list(name, lists[value], every=op == "all_in_list")
+    if op not in COMPARISONS:
+        raise ConditionError(where, f"unknown operator {op!r}; operators: {', '.join(COMPARISONS + LIST_OPERATORS)}")
+    if name in DECIMAL_FIELDS:
+        return _decimal_comparison(name, op, value, where)
+    if name == "from_addresses":
+        raise ConditionError(where, "from_addresses is a list of addresses: use in_list or all_in_list")
+    return _string_comparison(name, op, value, where)
+
+
+def _as_decimal(value: Any, where: tuple[str | int, ...]) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConditionError(where, f"{value!r} is not a number")
+    try:
+        # repr keeps what the analyst wrote for a YAML float (0.1 stays 0.1).
+        return Decimal(repr(value) if isinstance(value, float) else str(value))
+    except InvalidOperation:
+        raise ConditionError(where, f"{value!r} is not a number") from None
+
+
+def _decimal_comparison(name: str, op: str, value: Any, where: tuple[str | int, ...]) -> Condition:
+    if op == "matches":
+        raise ConditionError(where, f"matches applies to text fields, not the number {name!r}")
+    if op in ("in", "not_in"):
+        if not isinstance(value, list):
+            raise ConditionError(where, f"{op} takes a list of values")
+        options = frozenset(_as_decimal(v, where) for v in value)
+        test: Callable[[Decimal], bool] = (
+            (lambda x: x in options) if op == "in" else (lambda x: x not in options)
+        )
+    else:
+        bound = _as_decimal(value, where)
+        test = {
+            "eq": lambda x: x == bound,
+            "ne": lambda x: x != bound,
+            "gt": lambda x: x > bound,
+            "gte": lambda x: x >= bound,
+            "lt": lambda x: x < bound,
+            "lte": lambda x: x <= bound,
+        }[op]
+
+    def condition(event: Event) -> Evidence | None:
+        actual = getattr(event, name)
+        # A missing optional value (usd_value) satisfies no comparison: unknown is not "small".
+        return [] if actual is not None and test(actual) else None
+
+    return condition
+
+
+def _string_comparison(name: str, op: str, value: Any, where: tuple[str | int, ...]) -> Condition:
+    # Addresses compare by their normalised form, so EVM case does not matter.
+    norm: Callable[[str], str] = normalise_address if name in ADDRESS_FIELDS else (lambda s: s)
+    if op in ("gt", "gte", "lt", "lte"):
+        raise ConditionError(where, f"{op} applies to numbers, not the text field {name!r}")
+    if op == "matches":
+        if not isinstance(value, str):
+            raise ConditionError(where, "matches takes a regular expression string")
+        try:
+            pattern = re.compile(value)
+        except re.error as exc:
+            raise ConditionError(where, f"bad regular expression {value!r}: {exc}") from None
+        test: Callable[[str], bool] = lambda x: pattern.search(x) is not None  # noqa: E731
+    elif op in ("in", "not_in"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConditionError(where, f"{op} takes a list of strings")
+        options = frozenset(norm(v) for v in value)
+        test = (lambda x: norm(x) in options) if op == "in" else (lambda x: norm(x) not in options)
+    else:
+        if not isinstance(value, str):
+            raise ConditionError(where, f"{op} on text field {name!r} takes a string")
+        expected = norm(value)
+        test = (lambda x: norm(x) == expected) if op == "eq" else (lambda x: norm(x) != expected)
+
+    def condition(event: Event) -> Evidence | None:
+        actual = getattr(event, name, None)
+        return [] if actual is not None and test(actual) else None
+
+    return condition
+
+
+def _in_list(name: str, address_list: AddressList, *, every: bool) -> Condition:
+    info = address_list.info.as_evidence()
+
+    def condition(event: Event) -> Evidence | None:
+        addresses = event.addresses(name)
+        hits: Evidence = []
+        for address in addresses:
+            entry = address_list.get(normalise_address(address))
+            if entry is not None:
+                hits.append({"field": name, "address": address, "list": info, "entry": entry.as_evidence()})
+            elif every:
+                return None
+        return hits if hits else None
+
+    return condition
+
+
+def _all(children: list[Condition]) -> Condition:
+    def condition(event: Event) -> Evidence | None:
+        evidence: Evidence = []
+        for child in children:
+            found = child(event)
+            if found is None:
+                return None
+            evidence.extend(found)
+        return evidence
+
+    return condition
+
+
+def _any(children: list[Condition]) -> Condition:
+    def condition(event: Event) -> Evidence | None:
+        evidence: Evidence | None = None
+        for child in children:
+            found = child(event)
+            if found is not None:
+                evidence = (evidence or []) + found
+        return evidence
+
+    return condition
+
+
+def _not(child: Condition) -> Condition:
+    def condition(event: Event) -> Evidence | None:
+        return [] if child(event) is None else None
+
+    return condition

@@ -1,0 +1,128 @@
+"""Screening of raw input records: decode, validate, evaluate, and decide what to emit.
+
+This is the worker's logic without the Kafka I/O: it takes records as they came off a
+topic and returns, for each, either the alerts to produce or the dead-letter record to
+write. Every record yields exactly one outcome, so nothing consumed can be dropped
+silently: bad input and any failure inside evaluation become a :class:`DeadLetter`
+with a reason code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from streams.alerts import FreezeAlert
+from streams.events import Event, EventError, EventType, parse_event
+from streams.rules.engine import Ruleset
+
+log = logging.getLogger(__name__)
+
+#: Headers of a dead-letter record (values are UTF-8 bytes).
+DLQ_HEADERS = (
+    "sentinel.source.topic",
+    "sentinel.source.partition",
+    "sentinel.source.offset",
+    "sentinel.error.class",
+    "sentinel.error.reason",
+    "sentinel.error.detail",
+)
+MAX_DETAIL = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input record as consumed (or one line of a file)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    #: Broker timestamp in seconds since the epoch, if known.
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input record that could not be screened, and why."""
+
+    record: Record
+    reason: str
+    error_class: str
+    detail: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The original headers followed by where the record came from and what went wrong."""
+        ours = (
+            self.record.topic,
+            str(self.record.partition),
+            str(self.record.offset),
+            self.error_class,
+            self.reason,
+            self.detail[:MAX_DETAIL],
+        )
+        original = [(k, v) for k, v in self.record.headers if not k.startswith("sentinel.")]
+        return original + [(name, value.encode()) for name, value in zip(DLQ_HEADERS, ours, strict=True)]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one record produced: alerts (possibly none), or a dead letter."""
+
+    record: Record
+    event: Event | None = None
+    alerts: list[FreezeAlert] = field(default_factory=list)
+    dead_letter: DeadLetter | None = None
+
+
+class Screening:
+    """Turns batches of records into outcomes with one ruleset.
+
+    ``topic_types`` maps each input topic to the event type it carries; a topic not in
+    the map carries mixed events, each with its own ``type``.
+    """
+
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        topic_types: dict[str, str] | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.ruleset = ruleset
+        self.topic_types = topic_types or {}
+        self._now = now
+
+    def screen(self, records: Sequence[Record]) -> list[Outcome]:
+        """One outcome per record, in order."""
+        return [self.screen_one(record) for record in records]
+
+    def screen_one(self, record: Record) -> Outcome:
+        """Decode, validate and evaluate one record; never raises."""
+        outcome = self.parse(record)
+        if outcome.dead_letter is None:
+            self.evaluate(outcome)
+        return outcome
+
+    def parse(self, record: Record) -> Outcome:
+        """Decode and validate ``record``; an invalid one gets its dead letter."""
+        expected: EventType | None = self.topic_types.get(record.topic)  # type: ignore[assignment]
+        try:
+            return Outcome(record, parse_event(record.value, expected))
+        except EventError as exc:
+            return Outcome(record, dead_letter=DeadLetter(record, exc.reason, "EventError", exc.detail))
+
+    def evaluate(self, outcome: Outcome) -> None:
+        """Fill in the alerts of a parsed outcome; a failure becomes its dead letter."""
+        if outcome.event is None:
+            return
+        record = outcome.record
+        try:
+            outcome.alerts = self.ruleset.evaluate([outcome.event], self._now)
+        except Exception as exc:  # a bug or a bad rule must not stop screening of other records
+            log.exception("evaluation failed for %s[%d]@%d", record.topic, record.partition, record.offset)
+            detail = f"{type(exc).__name__} while evaluating rules: {exc}"
+            outcome.dead_letter = DeadLetter(record, "evaluation_error", type(exc).__name__, detail)

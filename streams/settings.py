@@ -1,0 +1,65 @@
+"""Worker settings: one frozen model, read from the environment and validated at start-up.
+
+Every setting has an environment variable ``SENTINEL_<NAME>``; the bootstrap servers
+also honour the conventional ``KAFKA_BOOTSTRAP_SERVERS``. See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """How a worker connects, what it reads and writes, and which rules it runs."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTINEL_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("SENTINEL_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated host:port list of the Kafka cluster.",
+    )
+    app_id: str = Field("deposit-sentinel", description="Consumer group and prefix of internal topics.")
+    deposits_topic: str = "deposits"
+    withdrawals_topic: str = "withdrawals"
+    alerts_topic: str = "freeze-alerts"
+    dead_letter_topic: str = "sentinel-dlq"
+    topic_partitions: int = Field(4, ge=1, description="Partitions of topics the project creates.")
+    rules: str = Field(
+        "rules",
+        description=f"Rule directories or files, separated by {os.pathsep!r}; later ones add to earlier ones.",
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds to.")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    data_dir: str = Field(".local/worker", description="Faust's local data directory.")
+    log_level: str = "info"
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("at least one host:port is needed")
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return ",".join(servers)
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        """The bootstrap servers as a list."""
+        return self.kafka_bootstrap_servers.split(",")
+
+    @property
+    def rule_paths(self) -> list[str]:
+        """The rule directories or files, in order."""
+        return [p for p in self.rules.split(os.pathsep) if p]
+
+    @property
+    def topic_event_types(self) -> dict[str, str]:
+        """Which event type each input topic carries."""
+        return {self.deposits_topic: "deposit", self.withdrawals_topic: "withdrawal"}

@@ -1,0 +1,113 @@
+"""Writing alerts and dead letters to Kafka, waiting for the broker's acknowledgement.
+
+An idempotent producer with ``acks=all``: the broker de-duplicates its own retries, and
+the caller learns a record is safe only once every in-sync replica has it. A failed
+send is retried with back-off for as long as it takes, because giving up would either
+lose an alert or let the input offset be committed past a record that produced nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streams import metrics
+from streams.alerts import FreezeAlert
+from streams.screening import DeadLetter, Outcome
+
+log = logging.getLogger(__name__)
+
+#: Largest value copied whole into a dead letter (the broker's default limit is 1 MiB).
+MAX_DEAD_LETTER_VALUE = 900_000
+
+
+class AlertSink:
+    """Produces the outcomes of screening: alerts to the alert topic, dead letters to the DLQ."""
+
+    def __init__(
+        self,
+        bootstrap_servers: Sequence[str],
+        alerts_topic: str,
+        dead_letter_topic: str,
+        *,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.alerts_topic = alerts_topic
+        self.dead_letter_topic = dead_letter_topic
+        self._max_backoff = max_backoff
+        self._bootstrap_servers = list(bootstrap_servers)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect to the cluster (the producer must be created inside the event loop)."""
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
+            # A dead letter carries the original value; allow up to the broker's default limit.
+            max_request_size=1_048_576 + 64_000,
+            client_id="deposit-sentinel-alerts",
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def emit(self, outcome: Outcome) -> None:
+        """Produce what ``outcome`` calls for and return once the broker has acknowledged it."""
+        if outcome.dead_letter is not None:
+            await self._send_dead_letter(outcome.dead_letter)
+        elif outcome.alerts:
+            await self._send_alerts(outcome.alerts, outcome.record.timestamp)
+
+    async def _send_alerts(self, alerts: Sequence[FreezeAlert], broker_time: float | None) -> None:
+        await asyncio.gather(
+            *(self._send(self.alerts_topic, alert.key(), alert.to_json(), []) for alert in alerts)
+        )
+        done = time.time()
+        for alert in alerts:
+            metrics.ALERTS.labels(alert.rule_id, alert.typology, alert.severity, alert.action, alert.mode).inc()
+            metrics.EVENT_TO_ALERT.observe(max(0.0, done - alert.event_time.timestamp()))
+        if broker_time is not None:
+            metrics.BROKER_TO_ALERT.observe(max(0.0, done - broker_time))
+
+    async def _send_dead_letter(self, letter: DeadLetter) -> None:
+        value, headers = letter.record.value, letter.headers()
+        if value is not None and len(value) > MAX_DEAD_LETTER_VALUE:
+            # The broker would refuse the record with our headers added, and retrying would
+            # stall the partition. Keep the head of the value; the source offset in the
+            # headers points at the untouched original.
+            headers.append(("sentinel.value.truncated_from", str(len(value)).encode()))
+            value = value[:MAX_DEAD_LETTER_VALUE]
+        await self._send(self.dead_letter_topic, letter.record.key, value, headers)
+        metrics.DEAD_LETTERS.labels(letter.record.topic, letter.reason).inc()
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s: %s",
+            letter.record.topic, letter.record.partition, letter.record.offset, letter.reason,
+            letter.detail[:200],
+        )
+
+    async def _send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        if self._producer is None:
+            raise RuntimeError("AlertSink.emit called before start")
+        backoff = 0.1
+        while True:
+            try:
+                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                return
+            except KafkaError as exc:
+                metrics.PRODUCE_RETRIES.labels(topic).inc()
+                log.error("producing to %s failed (%s); retrying in %.1fs", topic, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
