@@ -50,7 +50,7 @@ class _SinkService(mode.Service):
         await self.sink.stop()
 
 
-class SentinelApp(faust.App):  # type: ignore[misc]
+class SentinelApp(faust.App):
     """The Faust app, holding the running ruleset and the alert producer."""
 
     def __init__(self, settings: Settings, ruleset: Ruleset) -> None:
@@ -82,7 +82,7 @@ class SentinelApp(faust.App):  # type: ignore[misc]
         """Start the alert producer before Faust's consumer and agents."""
         return [self._sink_service, *super().on_init_dependencies()]
 
-    async def _screen(self, stream: faust.StreamT) -> None:
+    async def _screen(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             record = Record(
@@ -118,7 +118,9 @@ def create_app(settings: Settings | None = None) -> SentinelApp:
     """Build the worker app from settings (the environment by default)."""
     settings = settings or Settings()
     ruleset = load_ruleset(settings.rule_paths)
-    log.info("loaded ruleset %s: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
+    log.info(
+        "loaded ruleset %s: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files)
+    )
     return SentinelApp(settings, ruleset)
 
 

@@ -37,8 +37,10 @@ class BacktestReport:
         rows += [f"{r:<34} {t:<20} {a:<7} {n:>7}" for (r, t, a), n in sorted(by_rule.items())]
         rows.append(f"{'total':<63} {len(self.alerts):>7}")
         rate = self.events / self.seconds if self.seconds else 0.0
-        rows.append(f"\n{self.lines} lines, {self.events} events, {sum(self.invalid.values())} invalid, "
-                    f"{self.seconds:.2f}s, {rate:,.0f} events/s")
+        rows.append(
+            f"\n{self.lines} lines, {self.events} events, {sum(self.invalid.values())} invalid, "
+            f"{self.seconds:.2f}s, {rate:,.0f} events/s"
+        )
         for reason, count in sorted(self.invalid.items()):
             rows.append(f"  invalid: {reason}: {count}")
         rows += [f"  e.g. {example}" for example in self.invalid_examples]

@@ -10,10 +10,10 @@ case-sensitive and kept as is. The original spelling is always kept for display.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 
-class ChainFamily(str, Enum):
+class ChainFamily(StrEnum):
     """How a chain spells its addresses."""
 
     EVM = "evm"

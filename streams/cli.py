@@ -33,7 +33,9 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        raise SystemExit(f"sentinel: bad setting {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+        raise SystemExit(
+            f"sentinel: bad setting {'.'.join(map(str, error['loc']))}: {error['msg']}"
+        ) from None
 
 
 def _ruleset(paths: Sequence[str]) -> Ruleset:
@@ -64,18 +66,24 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 def cmd_rules_check(args: argparse.Namespace) -> int:
     paths = args.paths or _settings().rule_paths
     ruleset = _ruleset(paths)
-    print(f"ruleset {ruleset.version}: {len(ruleset.files)} file(s), {len(ruleset.rules)} rule(s), "
-          f"{len(ruleset.lists)} list(s)")
+    print(
+        f"ruleset {ruleset.version}: {len(ruleset.files)} file(s), {len(ruleset.rules)} rule(s), "
+        f"{len(ruleset.lists)} list(s)"
+    )
     for address_list in ruleset.lists.values():
         info = address_list.info
         dupes = f", {address_list.duplicates} duplicate(s) merged" if address_list.duplicates else ""
-        print(f"  list {info.id:<24} {len(address_list):>9} addresses  {info.category:<10} "
-              f"version {info.version}{dupes}")
+        print(
+            f"  list {info.id:<24} {len(address_list):>9} addresses  {info.category:<10} "
+            f"version {info.version}{dupes}"
+        )
     for rule in ruleset.rules:
         spec = rule.spec
         state = "" if spec.enabled else "  (disabled)"
-        print(f"  rule {spec.id:<32} {spec.version:<8} {spec.typology:<18} {spec.severity:<8} "
-              f"{spec.action:<6} {spec.mode}{state}")
+        print(
+            f"  rule {spec.id:<32} {spec.version:<8} {spec.typology:<18} {spec.severity:<8} "
+            f"{spec.action:<6} {spec.mode}{state}"
+        )
     return 0
 
 
@@ -115,7 +123,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sentinel``."""
-    parser = argparse.ArgumentParser(prog="sentinel", description="deposit-sentinel: freeze alerts from Kafka.")
+    parser = argparse.ArgumentParser(
+        prog="sentinel", description="deposit-sentinel: freeze alerts from Kafka."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -153,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sentinel`` console script."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # The worker logs its progress; the other commands print only their results and problems.
+    level = logging.INFO if args.command == "worker" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args))
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
@@ -40,9 +40,8 @@ MAX_ADDRESS_LENGTH = 128
 MAX_ADDRESSES = 1000
 
 _DECIMAL = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})\Z"
-)
+_ADDRESS = re.compile(rf"\S{{1,{MAX_ADDRESS_LENGTH}}}\Z")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<tz>[Zz]|[+-]\d{2}:\d{2})\Z")
 
 
 class EventError(ValueError):
@@ -60,7 +59,7 @@ class EventError(ValueError):
 
 def _decimal_string(value: Any, *, allow_zero: bool) -> Decimal:
     if not isinstance(value, str):
-        raise ValueError("must be a decimal string such as \"12.5\" (JSON numbers lose precision)")
+        raise ValueError('must be a decimal string such as "12.5" (JSON numbers lose precision)')
     match = _DECIMAL.match(value)
     if not match:
         raise ValueError(f"{value[:60]!r} is not a plain decimal string (digits, optional fraction)")
@@ -84,7 +83,7 @@ def _usd_value(value: Any) -> Decimal:
 
 def _utc_timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 string such as \"2026-11-27T06:05:00Z\"")
+        raise ValueError('must be an RFC 3339 string such as "2026-11-27T06:05:00Z"')
     match = _RFC3339.match(value)
     if not match:
         raise ValueError(f"{value[:40]!r} is not an RFC 3339 timestamp with a time zone")
@@ -94,7 +93,7 @@ def _utc_timestamp(value: Any) -> datetime:
     # Python's fromisoformat takes at most microseconds; drop extra nanosecond digits.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
-        return datetime.fromisoformat(text).astimezone(timezone.utc)
+        return datetime.fromisoformat(text).astimezone(UTC)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a valid date and time ({exc})") from None
 
@@ -102,7 +101,7 @@ def _utc_timestamp(value: Any) -> datetime:
 def _address(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    if not value or value != value.strip() or len(value) > MAX_ADDRESS_LENGTH:
+    if not _ADDRESS.match(value):
         raise ValueError(
             f"must be a non-empty address of at most {MAX_ADDRESS_LENGTH} characters without spaces"
         )
@@ -164,7 +163,7 @@ class Withdrawal(_Event):
     tx_hash: NonEmpty | None = None
 
 
-Event = Union[Deposit, Withdrawal]
+Event = Deposit | Withdrawal
 _MODELS: dict[str, type[Deposit] | type[Withdrawal]] = {"deposit": Deposit, "withdrawal": Withdrawal}
 
 
@@ -207,7 +206,9 @@ def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
         raise EventError("invalid_json", f"value is a JSON {type(data).__name__}, expected an object")
     declared = data.get("type")
     if declared is not None and declared not in _MODELS:
-        raise EventError("invalid_field", f"field 'type': {str(declared)[:40]!r} is not deposit or withdrawal")
+        raise EventError(
+            "invalid_field", f"field 'type': {str(declared)[:40]!r} is not deposit or withdrawal"
+        )
     if expected is not None:
         if declared is not None and declared != expected:
             raise EventError("type_mismatch", f"a {declared} on the {expected}s topic")
@@ -245,7 +246,7 @@ def to_json_dict(event: Event) -> dict[str, Any]:
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with a ``Z`` suffix and millisecond precision where needed."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     if moment.microsecond == 0:
         spec = "seconds"
     elif moment.microsecond % 1000 == 0:

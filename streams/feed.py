@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -51,18 +51,20 @@ def feed_records(
 def _timestamp(line: bytes) -> datetime | None:
     try:
         value = orjson.loads(line).get("timestamp")
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return None
 
 
 async def produce_file(path: Path, settings: Settings, *, shift_to_now: bool = False) -> int:
     """Produce every line of ``path``; return how many records were acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_list, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_list, acks="all", enable_idempotence=True
+    )
     await producer.start()
     count = 0
     try:
-        shift = datetime.now(timezone.utc) if shift_to_now else None
+        shift = datetime.now(UTC) if shift_to_now else None
         for topic, key, value in feed_records(path, settings, shift):
             await producer.send(topic, value=value, key=key)
             count += 1

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1, description="Partitions of topics the project creates.")
     rules: str = Field(
         "rules",
-        description=f"Rule directories or files, separated by {os.pathsep!r}; later ones add to earlier ones.",
+        description=f"Rule directories or files, separated by {os.pathsep!r}; later ones add to them.",
     )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds to.")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics; 0 disables it.")

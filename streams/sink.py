@@ -75,7 +75,9 @@ class AlertSink:
         )
         done = time.time()
         for alert in alerts:
-            metrics.ALERTS.labels(alert.rule_id, alert.typology, alert.severity, alert.action, alert.mode).inc()
+            metrics.ALERTS.labels(
+                alert.rule_id, alert.typology, alert.severity, alert.action, alert.mode
+            ).inc()
             metrics.EVENT_TO_ALERT.observe(max(0.0, done - alert.event_time.timestamp()))
         if broker_time is not None:
             metrics.BROKER_TO_ALERT.observe(max(0.0, done - broker_time))
@@ -88,11 +90,19 @@ class AlertSink:
             # headers points at the untouched original.
             headers.append(("sentinel.value.truncated_from", str(len(value)).encode()))
             value = value[:MAX_DEAD_LETTER_VALUE]
-        await self._send(self.dead_letter_topic, letter.record.key, value, headers)
+        key = letter.record.key
+        if key is None and value is None:
+            # Kafka clients cannot write a record with neither key nor value; say so in a header.
+            headers.append(("sentinel.value.null", b"true"))
+            value = b""
+        await self._send(self.dead_letter_topic, key, value, headers)
         metrics.DEAD_LETTERS.labels(letter.record.topic, letter.reason).inc()
         log.warning(
             "dead-lettered %s[%d]@%d: %s: %s",
-            letter.record.topic, letter.record.partition, letter.record.offset, letter.reason,
+            letter.record.topic,
+            letter.record.partition,
+            letter.record.offset,
+            letter.reason,
             letter.detail[:200],
         )
 

@@ -52,16 +52,34 @@ async def watch(
 ) -> None:
     """Print alerts and dead letters as they arrive (until cancelled or ``stop_after`` seconds)."""
     consumer = AIOKafkaConsumer(
-        settings.alerts_topic,
-        settings.dead_letter_topic,
         bootstrap_servers=settings.bootstrap_list,
         group_id=None,  # a viewer must not move any group's offsets
-        auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )
     await consumer.start()
-    colour = out.isatty()
+    # Fix the start position before saying "watching", so records produced after that
+    # line are never missed: wait for the assignment, then resolve every position now.
+    topics = {settings.alerts_topic, settings.dead_letter_topic}
+    consumer.subscribe(list(topics))
     loop = asyncio.get_running_loop()
+    give_up = loop.time() + 10
+    while {tp.topic for tp in consumer.assignment()} != topics:
+        if loop.time() > give_up:
+            await consumer.stop()
+            missing = topics - {tp.topic for tp in consumer.assignment()}
+            raise SystemExit(
+                f"sentinel: topic(s) {', '.join(sorted(missing))} not found (run: sentinel topics create)"
+            )
+        await asyncio.sleep(0.05)
+    partitions = sorted(consumer.assignment())
+    if from_beginning:
+        await consumer.seek_to_beginning(*partitions)
+    else:
+        await consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        await consumer.position(tp)
+    print(f"watching {settings.alerts_topic} and {settings.dead_letter_topic} ...", file=out, flush=True)
+    colour = out.isatty()
     deadline = loop.time() + stop_after if stop_after else None
     try:
         while deadline is None or loop.time() < deadline:

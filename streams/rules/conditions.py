@@ -61,12 +61,12 @@ def _compile(node: Any, path: tuple[str | int, ...], lists: Mapping[str, Address
         _only(node, path, {key})
         children = node[key]
         if not isinstance(children, list) or not children:
-            raise ConditionError(path + (key,), f"{key!r} takes a non-empty list of conditions")
-        compiled = [_compile(child, path + (key, i), lists) for i, child in enumerate(children)]
+            raise ConditionError((*path, key), f"{key!r} takes a non-empty list of conditions")
+        compiled = [_compile(child, (*path, key, i), lists) for i, child in enumerate(children)]
         return _all(compiled) if key == "all" else _any(compiled)
     if "not" in node:
         _only(node, path, {"not"})
-        return _not(_compile(node["not"], path + ("not",), lists))
+        return _not(_compile(node["not"], (*path, "not"), lists))
     if "field" in node:
         return _compile_field(node, path, lists)
     raise ConditionError(
@@ -77,7 +77,7 @@ def _compile(node: Any, path: tuple[str | int, ...], lists: Mapping[str, Address
 def _only(node: Mapping[str, Any], path: tuple[str | int, ...], allowed: set[str]) -> None:
     extra = sorted(set(node) - allowed)
     if extra:
-        raise ConditionError(path + (extra[0],), f"unexpected key {extra[0]!r} here")
+        raise ConditionError((*path, extra[0]), f"unexpected key {extra[0]!r} here")
 
 
 def _compile_field(
@@ -85,22 +85,26 @@ def _compile_field(
 ) -> Condition:
     name = node["field"]
     if name not in FIELDS:
-        raise ConditionError(path + ("field",), f"unknown field {name!r}; fields: {', '.join(sorted(FIELDS))}")
+        raise ConditionError((*path, "field"), f"unknown field {name!r}; fields: {', '.join(sorted(FIELDS))}")
     operators = [key for key in node if key != "field"]
     if len(operators) != 1:
         raise ConditionError(path, f"field {name!r} needs exactly one operator, found {len(operators)}")
     op = operators[0]
     value = node[op]
-    where = path + (op,)
+    where = (*path, op)
     if op in LIST_OPERATORS:
         if name not in ADDRESS_FIELDS:
-            raise ConditionError(where, f"{op} applies to address fields ({', '.join(sorted(ADDRESS_FIELDS))})")
+            raise ConditionError(
+                where, f"{op} applies to address fields ({', '.join(sorted(ADDRESS_FIELDS))})"
+            )
         if not isinstance(value, str) or value not in lists:
             known = ", ".join(sorted(lists)) or "none defined"
             raise ConditionError(where, f"unknown list {value!r} (lists: {known})")
         return _in_list(name, lists[value], every=op == "all_in_list")
     if op not in COMPARISONS:
-        raise ConditionError(where, f"unknown operator {op!r}; operators: {', '.join(COMPARISONS + LIST_OPERATORS)}")
+        raise ConditionError(
+            where, f"unknown operator {op!r}; operators: {', '.join(COMPARISONS + LIST_OPERATORS)}"
+        )
     if name in DECIMAL_FIELDS:
         return _decimal_comparison(name, op, value, where)
     if name == "from_addresses":

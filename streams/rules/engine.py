@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from streams.events import EVENT_TYPES, Event, format_timestamp
 from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_entries
 from streams.rules.conditions import Condition, ConditionError, compile_condition
 from streams.rules.schema import ListSpec, RuleFile, RuleSpec
-from streams.rules.source import Mapping_, Position, RuleFileError, position_of, read_yaml_file
+from streams.rules.source import Position, RuleFileError, YamlMapping, position_of, read_yaml_file
 from streams.rules.templates import Summary, TemplateError, compile_summary
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
@@ -63,7 +63,7 @@ class Ruleset:
         self, events: Sequence[Event], now: Callable[[], datetime] | None = None
     ) -> list[FreezeAlert]:
         """Return the alerts ``events`` raise, in event order then rule order."""
-        clock = now or (lambda: datetime.now(timezone.utc))
+        clock = now or (lambda: datetime.now(UTC))
         alerts: list[FreezeAlert] = []
         for event in events:
             for rule in self.rules_for(event.type):
@@ -120,9 +120,7 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.suffix in RULE_FILE_SUFFIXES and p.is_file())
-            )
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in RULE_FILE_SUFFIXES and p.is_file()))
         elif path.is_file():
             found.append(path)
         else:
@@ -174,8 +172,10 @@ def load_ruleset(paths: Sequence[Path | str]) -> Ruleset:
 
 
 def _validate_file(path: Path, raw: Any) -> RuleFile:
-    if not isinstance(raw, Mapping_):
-        raise RuleFileError(str(path), "a rule file must be a YAML mapping with required_engine_version, lists and rules")
+    if not isinstance(raw, YamlMapping):
+        raise RuleFileError(
+            str(path), "a rule file must be a YAML mapping with required_engine_version, lists and rules"
+        )
     try:
         spec = RuleFile.model_validate(raw)
     except ValidationError as exc:
@@ -244,5 +244,7 @@ def _compile_rule(
     try:
         summary = compile_summary(spec.summary, spec.id, spec.name)
     except TemplateError as exc:
-        raise RuleFileError(position_of(raw, ("rules", index, "summary"), origin), str(exc), spec.id) from None
+        raise RuleFileError(
+            position_of(raw, ("rules", index, "summary"), origin), str(exc), spec.id
+        ) from None
     return CompiledRule(spec, condition, summary, origin)

@@ -39,14 +39,14 @@ class RuleFileError(ValueError):
         self.message = message
 
 
-class Mapping_(dict[str, Any]):
+class YamlMapping(dict[str, Any]):
     """A YAML mapping that remembers where it and each of its keys start."""
 
     position: Position
     key_positions: dict[str, Position]
 
 
-class Sequence_(list[Any]):
+class YamlSequence(list[Any]):
     """A YAML sequence that remembers where it and each of its items start."""
 
     position: Position
@@ -61,8 +61,8 @@ class _Loader(yaml.SafeLoader):
     def _position(self, node: yaml.Node) -> Position:
         return Position(self.source_path, node.start_mark.line + 1, node.start_mark.column + 1)
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Mapping_:  # type: ignore[override]
-        result = Mapping_()
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> YamlMapping:  # type: ignore[override]
+        result = YamlMapping()
         result.position = self._position(node)
         result.key_positions = {}
         self.flatten_mapping(node)
@@ -76,8 +76,8 @@ class _Loader(yaml.SafeLoader):
             result.key_positions[key] = self._position(key_node)
         return result
 
-    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> Sequence_:  # type: ignore[override]
-        result = Sequence_(self.construct_object(child, deep=True) for child in node.value)
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> YamlSequence:
+        result = YamlSequence(self.construct_object(child, deep=True) for child in node.value)
         result.position = self._position(node)
         result.item_positions = [self._position(child) for child in node.value]
         return result
@@ -125,10 +125,10 @@ def position_of(root: Any, loc: Sequence[str | int], fallback: Position | str) -
     best: Position | str = getattr(root, "position", fallback)
     node = root
     for part in loc:
-        if isinstance(node, Mapping_) and isinstance(part, str) and part in node:
+        if isinstance(node, YamlMapping) and isinstance(part, str) and part in node:
             best = node.key_positions.get(part, best)
             node = node[part]
-        elif isinstance(node, Sequence_) and isinstance(part, int) and 0 <= part < len(node):
+        elif isinstance(node, YamlSequence) and isinstance(part, int) and 0 <= part < len(node):
             best = node.item_positions[part]
             node = node[part]
         else:

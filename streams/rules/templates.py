@@ -17,8 +17,17 @@ from streams.events import Event, format_timestamp
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 EVENT_PLACEHOLDERS = (
-    "type", "event_id", "account_id", "chain", "asset", "amount", "usd_value",
-    "timestamp", "tx_hash", "to_address", "from_addresses",
+    "type",
+    "event_id",
+    "account_id",
+    "chain",
+    "asset",
+    "amount",
+    "usd_value",
+    "timestamp",
+    "tx_hash",
+    "to_address",
+    "from_addresses",
 )
 MATCH_PLACEHOLDERS = ("matched_address", "matched_label", "list_name", "list_version", "list_source")
 RULE_PLACEHOLDERS = ("rule_id", "rule_name")

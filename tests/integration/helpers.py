@@ -1,0 +1,157 @@
+"""Helpers for tests on the real broker: topics, producing, collecting output, a worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from streams.settings import Settings
+from streams.topics import create_topics
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def isolated_settings(bootstrap: str, suffix: str, **overrides: object) -> Settings:
+    """Settings with topics and group of their own, so tests never see each other's records."""
+    values: dict[str, object] = {
+        "kafka_bootstrap_servers": bootstrap,
+        "app_id": f"sentinel-test-{suffix}",
+        "deposits_topic": f"deposits-{suffix}",
+        "withdrawals_topic": f"withdrawals-{suffix}",
+        "alerts_topic": f"freeze-alerts-{suffix}",
+        "dead_letter_topic": f"sentinel-dlq-{suffix}",
+        "metrics_port": free_port(),
+        "rules": str(REPO / "rules"),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def settings_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The environment that makes ``sentinel worker`` use ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "SENTINEL_APP_ID": settings.app_id,
+            "SENTINEL_DEPOSITS_TOPIC": settings.deposits_topic,
+            "SENTINEL_WITHDRAWALS_TOPIC": settings.withdrawals_topic,
+            "SENTINEL_ALERTS_TOPIC": settings.alerts_topic,
+            "SENTINEL_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+            "SENTINEL_METRICS_PORT": str(settings.metrics_port),
+            "SENTINEL_RULES": settings.rules,
+            "SENTINEL_DATA_DIR": str(data_dir),
+        }
+    )
+    return env
+
+
+async def produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
+    """Produce ``(topic, key, value)`` records in order and wait for every acknowledgement."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def collect(
+    bootstrap: str, topics: Sequence[str], expected: int, timeout: float = 90.0, settle: float = 3.0
+) -> list[ConsumerRecord]:
+    """Read ``topics`` from the beginning until ``expected`` records arrived, then ``settle``
+    seconds more so that any extra (duplicate, spurious) record is seen too."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    settle_until: float | None = None
+    try:
+        while loop.time() < (settle_until or deadline):
+            batches = await consumer.getmany(timeout_ms=250)
+            for batch in batches.values():
+                records.extend(batch)
+            if settle_until is None and len(records) >= expected:
+                settle_until = loop.time() + settle
+    finally:
+        await consumer.stop()
+    return records
+
+
+@dataclass
+class WorkerProcess:
+    """A ``sentinel worker`` subprocess with its log."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    metrics_url: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            return str(response.read().decode())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return int(self.process.returncode)
+
+
+def start_worker(settings: Settings, workdir: Path, name: str = "worker") -> WorkerProcess:
+    """Start a worker and return once it reports ready (its agents are consuming)."""
+    log_path = workdir / f"{name}.log"
+    handle = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=settings_env(settings, workdir / f"{name}-data"),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    worker = WorkerProcess(process, log_path, f"http://127.0.0.1:{settings.metrics_port}/metrics")
+    deadline = time.monotonic() + 90
+    while "Worker]: Ready" not in worker.log():
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited with {process.returncode}:\n{worker.log()[-4000:]}")
+        if time.monotonic() > deadline:
+            worker.stop()
+            raise AssertionError(f"worker not ready after 90s:\n{worker.log()[-4000:]}")
+        time.sleep(0.2)
+    return worker
+
+
+async def prepare_topics(settings: Settings) -> None:
+    await create_topics(settings)
