@@ -17,6 +17,8 @@ from datetime import datetime
 from streams.alerts import FreezeAlert
 from streams.events import Event, EventError, EventType, parse_event
 from streams.rules.engine import Ruleset
+from streams.rules.kinds import CountingObserver, EngineObserver
+from streams.rules.state import DictStore, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +85,23 @@ class Screening:
     """Turns batches of records into outcomes with one ruleset.
 
     ``topic_types`` maps each input topic to the event type it carries; a topic not in
-    the map carries mixed events, each with its own ``type``.
+    the map carries mixed events, each with its own ``type``. ``state`` keeps windows and
+    sequences across records (a dict by default; a Faust table in the worker).
     """
 
     def __init__(
         self,
         ruleset: Ruleset,
         topic_types: dict[str, str] | None = None,
+        *,
+        state: StateStore | None = None,
+        observer: EngineObserver | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.ruleset = ruleset
         self.topic_types = topic_types or {}
+        self.state: StateStore = state if state is not None else DictStore()
+        self.observer: EngineObserver = observer if observer is not None else CountingObserver()
         self._now = now
 
     def screen(self, records: Sequence[Record]) -> list[Outcome]:
@@ -121,7 +129,7 @@ class Screening:
             return
         record = outcome.record
         try:
-            outcome.alerts = self.ruleset.evaluate([outcome.event], self._now)
+            outcome.alerts = self.ruleset.evaluate([outcome.event], self.state, self._now, self.observer)
         except Exception as exc:  # a bug or a bad rule must not stop screening of other records
             log.exception("evaluation failed for %s[%d]@%d", record.topic, record.partition, record.offset)
             detail = f"{type(exc).__name__} while evaluating rules: {exc}"

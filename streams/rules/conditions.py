@@ -5,6 +5,7 @@ Grammar (each node is one YAML mapping)::
     {all: [cond, ...]}      every condition holds
     {any: [cond, ...]}      at least one holds
     {not: cond}             the condition does not hold
+    {macro: ID}             the named macro's condition holds
     {field: NAME, OP: V}    a comparison on an event field; OP is one of
         eq, ne, in, not_in, gt, gte, lt, lte, matches (regular expression),
         in_list (any address of the field is on list V),
@@ -48,12 +49,55 @@ class ConditionError(ValueError):
         self.message = message
 
 
-def compile_condition(node: Any, lists: Mapping[str, AddressList]) -> Condition:
+class MacroError(ValueError):
+    """A problem inside a macro's own condition (reported at the macro, not at its user)."""
+
+    def __init__(self, macro_id: str, error: ConditionError) -> None:
+        super().__init__(error.message)
+        self.macro_id = macro_id
+        self.error = error
+
+
+class Macros:
+    """The macros of a ruleset, compiled on first use; cycles are refused."""
+
+    def __init__(self, bodies: Mapping[str, Any], lists: Mapping[str, AddressList]) -> None:
+        self._bodies = bodies
+        self._lists = lists
+        self._compiled: dict[str, Condition] = {}
+        self._resolving: list[str] = []
+
+    def resolve(self, name: Any, path: tuple[str | int, ...]) -> Condition:
+        """The compiled macro ``name``, used at ``path`` of the condition being compiled."""
+        if not isinstance(name, str) or name not in self._bodies:
+            known = ", ".join(sorted(self._bodies)) or "none defined"
+            raise ConditionError(path, f"unknown macro {name!r} (macros: {known})")
+        if name in self._compiled:
+            return self._compiled[name]
+        if name in self._resolving:
+            cycle = " -> ".join([*self._resolving[self._resolving.index(name) :], name])
+            raise ConditionError(path, f"macros refer to each other in a cycle: {cycle}")
+        self._resolving.append(name)
+        try:
+            compiled = _compile(self._bodies[name], (), self._lists, self)
+        except ConditionError as exc:
+            if exc.message.startswith("macros refer to each other"):
+                raise ConditionError(path, exc.message) from None
+            raise MacroError(name, exc) from None
+        finally:
+            self._resolving.pop()
+        self._compiled[name] = compiled
+        return compiled
+
+
+def compile_condition(node: Any, lists: Mapping[str, AddressList], macros: Macros | None = None) -> Condition:
     """Check ``node`` against the grammar and return its evaluator."""
-    return _compile(node, (), lists)
+    return _compile(node, (), lists, macros or Macros({}, lists))
 
 
-def _compile(node: Any, path: tuple[str | int, ...], lists: Mapping[str, AddressList]) -> Condition:
+def _compile(
+    node: Any, path: tuple[str | int, ...], lists: Mapping[str, AddressList], macros: Macros
+) -> Condition:
     if not isinstance(node, Mapping) or not node:
         raise ConditionError(path, "a condition must be a mapping such as {field: amount, gte: 100}")
     if "all" in node or "any" in node:
@@ -62,15 +106,18 @@ def _compile(node: Any, path: tuple[str | int, ...], lists: Mapping[str, Address
         children = node[key]
         if not isinstance(children, list) or not children:
             raise ConditionError((*path, key), f"{key!r} takes a non-empty list of conditions")
-        compiled = [_compile(child, (*path, key, i), lists) for i, child in enumerate(children)]
+        compiled = [_compile(child, (*path, key, i), lists, macros) for i, child in enumerate(children)]
         return _all(compiled) if key == "all" else _any(compiled)
     if "not" in node:
         _only(node, path, {"not"})
-        return _not(_compile(node["not"], (*path, "not"), lists))
+        return _not(_compile(node["not"], (*path, "not"), lists, macros))
+    if "macro" in node:
+        _only(node, path, {"macro"})
+        return macros.resolve(node["macro"], (*path, "macro"))
     if "field" in node:
         return _compile_field(node, path, lists)
     raise ConditionError(
-        path, f"unknown condition {sorted(node)}; use all, any, not, or field with an operator"
+        path, f"unknown condition {sorted(node)}; use all, any, not, macro, or field with an operator"
     )
 
 

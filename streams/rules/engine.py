@@ -8,9 +8,10 @@ the live path can hand it whole poll batches.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +21,33 @@ from streams import ENGINE_VERSION
 from streams.alerts import FreezeAlert, alert_id_for
 from streams.events import EVENT_TYPES, Event, format_timestamp
 from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_entries
-from streams.rules.conditions import Condition, ConditionError, compile_condition
-from streams.rules.schema import ListSpec, RuleFile, RuleSpec
+from streams.rules.conditions import (
+    DECIMAL_FIELDS,
+    FIELDS,
+    Condition,
+    ConditionError,
+    MacroError,
+    Macros,
+    compile_condition,
+)
+from streams.rules.durations import parse_duration_ms
+from streams.rules.kinds import (
+    CompiledRule,
+    CorrelationRule,
+    CountingObserver,
+    EngineObserver,
+    EventRule,
+    Finding,
+    RuleException,
+    SequenceRule,
+    epoch_ms,
+)
+from streams.rules.schema import Comparison, ListSpec, RuleFile, RuleSpec
 from streams.rules.source import Position, RuleFileError, YamlMapping, position_of, read_yaml_file
-from streams.rules.templates import Summary, TemplateError, compile_summary
+from streams.rules.state import DictStore, StateStore, state_key
+from streams.rules.templates import TemplateError, compile_summary
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class CompiledRule:
-    """A rule ready to evaluate."""
-
-    spec: RuleSpec
-    condition: Condition
-    summary: Summary
-    origin: Position | str
 
 
 @dataclass
@@ -60,24 +72,52 @@ class Ruleset:
         return self._by_type.get(event_type, ())
 
     def evaluate(
-        self, events: Sequence[Event], now: Callable[[], datetime] | None = None
+        self,
+        events: Sequence[Event],
+        state: StateStore | None = None,
+        now: Callable[[], datetime] | None = None,
+        observer: EngineObserver | None = None,
     ) -> list[FreezeAlert]:
-        """Return the alerts ``events`` raise, in event order then rule order."""
+        """Return the alerts ``events`` raise, in event order then rule order.
+
+        ``state`` holds windows, sequences and suppression between calls; pass the same
+        store for a whole stream. Without one, a fresh in-memory store is used for this
+        call only, which suits single-event rules and one-off checks.
+        """
+        store: StateStore = state if state is not None else DictStore()
+        watcher: EngineObserver = observer if observer is not None else CountingObserver()
         clock = now or (lambda: datetime.now(UTC))
         alerts: list[FreezeAlert] = []
         for event in events:
             for rule in self.rules_for(event.type):
-                evidence = rule.condition(event)
-                if evidence is not None:
-                    alerts.append(self._alert(rule, event, evidence, clock()))
+                for finding in rule.find(event, store, watcher):
+                    if self._allowed(rule, finding, store, watcher):
+                        alerts.append(self._alert(rule, finding, clock()))
         return alerts
 
-    def _alert(
-        self, rule: CompiledRule, event: Event, evidence: list[dict[str, Any]], detected_at: datetime
-    ) -> FreezeAlert:
+    @staticmethod
+    def _allowed(rule: CompiledRule, finding: Finding, state: StateStore, observer: EngineObserver) -> bool:
+        """Apply the rule's exceptions, then its suppression period."""
+        for exception in rule.exceptions:
+            if exception.condition(finding.event) is not None:
+                observer.excepted(rule.spec.id, exception.id)
+                return False
+        if rule.suppress_ms is None:
+            return True
+        key = state_key(rule.spec.id + "#suppress", finding.event.account_id)
+        last = state.get(key)
+        moment = epoch_ms(finding.event_time)
+        if last is not None and last <= moment < last + rule.suppress_ms:
+            observer.suppressed(rule.spec.id)
+            return False
+        state.set(key, moment)
+        return True
+
+    def _alert(self, rule: CompiledRule, finding: Finding, detected_at: datetime) -> FreezeAlert:
         spec = rule.spec
+        event = finding.event
         return FreezeAlert(
-            alert_id=alert_id_for(spec.id, spec.version, [event.event_id]),
+            alert_id=alert_id_for(spec.id, spec.version, finding.event_ids),
             rule_id=spec.id,
             rule_version=spec.version,
             ruleset_version=self.version,
@@ -86,11 +126,11 @@ class Ruleset:
             action=spec.action,
             mode=spec.mode,
             account_id=event.account_id,
-            event_ids=[event.event_id],
-            event_time=event.timestamp,
+            event_ids=finding.event_ids,
+            event_time=finding.event_time,
             detected_at=detected_at,
-            summary=rule.summary(event, evidence),
-            evidence={"event": _event_evidence(event), "matches": evidence},
+            summary=rule.summary(event, finding.evidence),
+            evidence={"event": _event_evidence(event), **finding.evidence},
         )
 
 
@@ -153,6 +193,20 @@ def load_ruleset(paths: Sequence[Path | str]) -> Ruleset:
             lists[list_spec.id] = _load_list(path, list_spec, where)
             digest.update(lists[list_spec.id].digest.encode())
 
+    macro_bodies: dict[str, Any] = {}
+    macro_origins: dict[str, tuple[Any, int, Path]] = {}
+    for path, raw, spec in parsed:
+        for index, macro in enumerate(spec.macros):
+            if macro.id in macro_bodies:
+                first = position_of(*macro_origins[macro.id][:1], ("macros", macro_origins[macro.id][1]), "")
+                raise RuleFileError(
+                    position_of(raw, ("macros", index), str(path)),
+                    f"duplicate macro id {macro.id!r} (first defined at {first})",
+                )
+            macro_bodies[macro.id] = macro.condition
+            macro_origins[macro.id] = (raw, index, path)
+    macros = Macros(macro_bodies, lists)
+
     rules: list[CompiledRule] = []
     seen: dict[str, Position | str] = {}
     for path, raw, spec in parsed:
@@ -161,7 +215,26 @@ def load_ruleset(paths: Sequence[Path | str]) -> Ruleset:
             if rule.id in seen:
                 raise RuleFileError(origin, f"duplicate rule id (first defined at {seen[rule.id]})", rule.id)
             seen[rule.id] = origin
-            rules.append(_compile_rule(raw, index, rule, lists, origin))
+            try:
+                rules.append(_compile_rule(raw, index, rule, lists, macros, origin))
+            except MacroError as exc:
+                macro_raw, macro_index, macro_path = macro_origins[exc.macro_id]
+                where = position_of(
+                    macro_raw, ("macros", macro_index, "condition", *exc.error.path), str(macro_path)
+                )
+                raise RuleFileError(where, f"macro {exc.macro_id!r}: {exc.error.message}") from None
+    # A macro no rule uses is still checked, so a broken one is found before it is used.
+    for macro_id, (macro_raw, macro_index, macro_path) in macro_origins.items():
+        try:
+            macros.resolve(macro_id, ())
+        except MacroError as exc:
+            where = position_of(
+                macro_raw, ("macros", macro_index, "condition", *exc.error.path), str(macro_path)
+            )
+            raise RuleFileError(where, f"macro {macro_id!r}: {exc.error.message}") from None
+        except ConditionError as exc:
+            where = position_of(macro_raw, ("macros", macro_index, "condition"), str(macro_path))
+            raise RuleFileError(where, f"macro {macro_id!r}: {exc.message}") from None
 
     return Ruleset(
         version="rs-" + digest.hexdigest()[:12],
@@ -188,6 +261,8 @@ def _validate_file(path: Path, raw: Any) -> RuleFile:
             message = f"unknown key {loc[-1]!r}"
         elif error["type"] == "missing":
             message = f"required key {dotted!r} is missing"
+        elif error["type"] == "value_error":
+            message = f"{dotted}: {str(error['msg']).removeprefix('Value error, ')}"
         else:
             message = f"{dotted}: {error['msg']} (got {_short(error.get('input'))})"
         raise RuleFileError(where, message, rule_id) from None
@@ -234,17 +309,121 @@ def _load_list(rule_file: Path, spec: ListSpec, where: Position | str) -> Addres
 
 
 def _compile_rule(
-    raw: Any, index: int, spec: RuleSpec, lists: dict[str, AddressList], origin: Position | str
+    raw: Any,
+    index: int,
+    spec: RuleSpec,
+    lists: dict[str, AddressList],
+    macros: Macros,
+    origin: Position | str,
 ) -> CompiledRule:
-    try:
-        condition = compile_condition(spec.condition, lists)
-    except ConditionError as exc:
-        where = position_of(raw, ("rules", index, "condition", *exc.path), origin)
-        raise RuleFileError(where, f"condition: {exc.message}", spec.id) from None
+    def condition(node: Any, *where: str | int) -> Condition:
+        try:
+            return compile_condition(node, lists, macros)
+        except ConditionError as exc:
+            position = position_of(raw, ("rules", index, *where, *exc.path), origin)
+            raise RuleFileError(position, f"{'.'.join(map(str, where))}: {exc.message}", spec.id) from None
+
     try:
         summary = compile_summary(spec.summary, spec.id, spec.name)
     except TemplateError as exc:
         raise RuleFileError(
             position_of(raw, ("rules", index, "summary"), origin), str(exc), spec.id
         ) from None
-    return CompiledRule(spec, condition, summary, origin)
+    exceptions = tuple(
+        RuleException(e.id, e.reason, condition(e.condition, "exceptions", i, "condition"))
+        for i, e in enumerate(spec.exceptions)
+    )
+    default_suppress = spec.correlation.timespan if spec.correlation else None
+    suppress = spec.suppress if spec.suppress is not None else default_suppress
+    common: dict[str, Any] = {
+        "spec": spec,
+        "summary": summary,
+        "origin": origin,
+        "exceptions": exceptions,
+        "suppress_ms": None if suppress in (None, "none") else parse_duration_ms(suppress),
+        "late_tolerance_ms": parse_duration_ms(spec.late_tolerance),
+    }
+    if spec.correlation is not None:
+        corr = spec.correlation
+        where = ("rules", index, "correlation")
+        if corr.field is not None and corr.field not in FIELDS:
+            raise RuleFileError(
+                position_of(raw, (*where, "field"), origin),
+                f"correlation: unknown field {corr.field!r}",
+                spec.id,
+            )
+        if corr.type == "sum" and corr.field not in DECIMAL_FIELDS:
+            raise RuleFileError(
+                position_of(raw, (*where, "field"), origin),
+                f"correlation: sum needs a number field ({', '.join(sorted(DECIMAL_FIELDS))})",
+                spec.id,
+            )
+        try:
+            threshold = _threshold(corr.condition)
+        except ValueError as exc:
+            raise RuleFileError(position_of(raw, (*where, "condition"), origin), str(exc), spec.id) from None
+        return CorrelationRule(
+            **common,
+            condition=condition(spec.condition, "condition") if spec.condition is not None else None,
+            aggregate=corr.type,
+            field=corr.field,
+            timespan_ms=parse_duration_ms(corr.timespan),
+            threshold=threshold,
+            threshold_text=", ".join(f"{op} {value}" for op, value in corr.condition.items()),
+            max_state=spec.max_state,
+        )
+    if spec.sequence is not None:
+        seq = spec.sequence
+        for step_name, step in (("start", seq.start), ("then", seq.then), ("until", seq.until)):
+            if step is not None and step.event not in spec.events:
+                raise RuleFileError(
+                    position_of(raw, ("rules", index, "sequence", step_name, "event"), origin),
+                    f"sequence: step {step_name!r} is a {step.event}, which is not in this rule's events",
+                    spec.id,
+                )
+        always: Condition = lambda event: []  # noqa: E731 - a step without a condition matches its type
+        return SequenceRule(
+            **common,
+            start=condition(seq.start.condition, "sequence", "start", "condition")
+            if seq.start.condition
+            else always,
+            start_type=seq.start.event,
+            then=condition(seq.then.condition, "sequence", "then", "condition")
+            if seq.then.condition
+            else always,
+            then_type=seq.then.event,
+            until=(
+                (
+                    condition(seq.until.condition, "sequence", "until", "condition")
+                    if seq.until.condition
+                    else always
+                )
+                if seq.until
+                else None
+            ),
+            until_type=seq.until.event if seq.until else None,
+            total=seq.then.total,
+            reaches=Decimal(repr(seq.then.reaches)) if seq.then.reaches is not None else None,
+            maxspan_ms=parse_duration_ms(seq.maxspan),
+            max_state=spec.max_state,
+        )
+    assert spec.condition is not None  # the schema requires it for single-event rules
+    return EventRule(**common, condition=condition(spec.condition, "condition"))
+
+
+def _threshold(condition: Mapping[Comparison, int | float | str]) -> Callable[[Decimal], bool]:
+    bounds = []
+    for op, value in condition.items():
+        try:
+            bound = Decimal(repr(value) if isinstance(value, float) else str(value))
+        except InvalidOperation:
+            raise ValueError(f"correlation: condition {op}: {value!r} is not a number") from None
+        bounds.append((op, bound))
+    checks = {
+        "gte": lambda x, b: x >= b,
+        "gt": lambda x, b: x > b,
+        "lte": lambda x, b: x <= b,
+        "lt": lambda x, b: x < b,
+        "eq": lambda x, b: x == b,
+    }
+    return lambda total: all(checks[op](total, bound) for op, bound in bounds)

@@ -13,11 +13,12 @@ Conditions are validated by :mod:`streams.rules.conditions`, which knows their g
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from streams.events import EventType
+from streams.rules.durations import parse_duration_ms
 
 Typology = Literal[
     "sanctions", "high_risk_exposure", "pass_through", "fan_in", "fan_out", "structuring", "velocity"
@@ -32,8 +33,85 @@ IDENTIFIER = r"^[a-z0-9][a-z0-9_.-]{0,127}$"
 SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
 
 
+def _duration(value: str) -> str:
+    parse_duration_ms(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+Comparison = Literal["gte", "gt", "lte", "lt", "eq"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class MacroSpec(_Strict):
+    """A named, reusable condition: ``{macro: ID}`` stands for it in any condition."""
+
+    id: str = Field(pattern=IDENTIFIER)
+    description: str | None = None
+    condition: dict[str, Any]
+
+
+class ExceptionSpec(_Strict):
+    """An allowlist entry: when its condition holds, the rule's alert is suppressed and counted."""
+
+    id: str = Field(pattern=IDENTIFIER)
+    reason: str = Field(min_length=1, description="Why this is not a finding (kept for auditors).")
+    condition: dict[str, Any]
+
+
+class CorrelationSpec(_Strict):
+    """An aggregate over a key's events within a sliding event-time window (Sigma-style)."""
+
+    type: Literal["event_count", "distinct_count", "sum"]
+    field: str | None = Field(default=None, description="What distinct_count counts or sum adds up.")
+    group_by: Literal["account_id"] = "account_id"
+    timespan: Duration
+    condition: dict[Comparison, int | float | str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _field_needed(self) -> CorrelationSpec:
+        if self.type != "event_count" and not self.field:
+            raise ValueError(f"a {self.type} correlation needs 'field'")
+        if self.type == "event_count" and self.field:
+            raise ValueError("an event_count correlation takes no 'field'")
+        return self
+
+
+class StepSpec(_Strict):
+    """One step of a sequence: an event type and an optional condition on the event."""
+
+    event: EventType
+    condition: dict[str, Any] | None = None
+
+
+class ThenSpec(StepSpec):
+    """The step that completes a sequence, optionally by accumulating a field."""
+
+    total: Literal["amount", "usd_value"] | None = Field(
+        default=None, description="Add this field up over matching events ..."
+    )
+    reaches: float | None = Field(
+        default=None, gt=0, description="... until it reaches this fraction of the start event's same field."
+    )
+
+    @model_validator(mode="after")
+    def _together(self) -> ThenSpec:
+        if (self.total is None) != (self.reaches is None):
+            raise ValueError("'total' and 'reaches' go together")
+        return self
+
+
+class SequenceSpec(_Strict):
+    """Ordered steps by key within a maximum span (EQL-style ``sequence by ... with maxspan``)."""
+
+    by: Literal["account_id"] = "account_id"
+    maxspan: Duration
+    start: StepSpec
+    then: ThenSpec
+    until: StepSpec | None = None
 
 
 class ListSpec(_Strict):
@@ -50,6 +128,10 @@ class ListSpec(_Strict):
     label_column: str | None = None
     attribute_columns: list[str] = Field(default_factory=list)
     addresses: list[str] | None = Field(default=None, description="Inline addresses instead of a file.")
+    entity: str | None = Field(
+        default=None,
+        description="The one entity every address belongs to (a cluster), unless a label says otherwise.",
+    )
 
 
 class RuleSpec(_Strict):
@@ -68,8 +150,41 @@ class RuleSpec(_Strict):
     tags: list[str] = Field(default_factory=list)
     falsepositives: list[str] = Field(default_factory=list)
     events: list[EventType] = Field(min_length=1)
-    condition: dict[str, Any]
+    condition: dict[str, Any] | None = Field(
+        default=None, description="Single-event rules: the match. Correlations: a filter on each event."
+    )
+    correlation: CorrelationSpec | None = None
+    sequence: SequenceSpec | None = None
+    exceptions: list[ExceptionSpec] = Field(default_factory=list)
+    suppress: Duration | Literal["none"] | None = Field(
+        default=None,
+        description="One alert per rule and key per period; default: a correlation's timespan, else none.",
+    )
+    late_tolerance: Duration = Field("5m", description="How late an event may arrive and still enter state.")
+    max_state: int = Field(
+        10_000, ge=1, le=1_000_000, description="Events (or pending sequences) kept per key."
+    )
     summary: str = Field(min_length=1)
+    tests: list[dict[str, Any]] = Field(default_factory=list, description="Test cases run by `rules test`.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RuleSpec:
+        if self.correlation is not None and self.sequence is not None:
+            raise ValueError("a rule is a correlation or a sequence, not both")
+        if self.correlation is None and self.sequence is None and self.condition is None:
+            raise ValueError("a single-event rule needs 'condition'")
+        if self.sequence is not None and self.condition is not None:
+            raise ValueError("a sequence puts its conditions on 'start', 'then' and 'until'")
+        return self
+
+    @property
+    def kind(self) -> Literal["event", "correlation", "sequence"]:
+        """What sort of rule this is."""
+        if self.correlation is not None:
+            return "correlation"
+        if self.sequence is not None:
+            return "sequence"
+        return "event"
 
 
 class RuleFile(_Strict):
@@ -77,4 +192,5 @@ class RuleFile(_Strict):
 
     required_engine_version: int = Field(ge=1)
     lists: list[ListSpec] = Field(default_factory=list)
+    macros: list[MacroSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)

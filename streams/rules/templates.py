@@ -31,9 +31,19 @@ EVENT_PLACEHOLDERS = (
 )
 MATCH_PLACEHOLDERS = ("matched_address", "matched_label", "list_name", "list_version", "list_source")
 RULE_PLACEHOLDERS = ("rule_id", "rule_name")
-PLACEHOLDERS = frozenset(EVENT_PLACEHOLDERS + MATCH_PLACEHOLDERS + RULE_PLACEHOLDERS)
+WINDOW_PLACEHOLDERS = ("window_value", "window_events", "window_start", "timespan")
+SEQUENCE_PLACEHOLDERS = (
+    "sequence_start_value",
+    "sequence_total",
+    "sequence_ratio",
+    "maxspan",
+    "start_event_id",
+)
+PLACEHOLDERS = frozenset(
+    EVENT_PLACEHOLDERS + MATCH_PLACEHOLDERS + RULE_PLACEHOLDERS + WINDOW_PLACEHOLDERS + SEQUENCE_PLACEHOLDERS
+)
 
-Summary = Callable[[Event, list[dict[str, Any]]], str]
+Summary = Callable[[Event, dict[str, Any]], str]
 
 
 class TemplateError(ValueError):
@@ -48,9 +58,11 @@ def compile_summary(template: str, rule_id: str, rule_name: str) -> Summary:
             f"unknown placeholder {{{unknown[0]}}} in summary; known: {', '.join(sorted(PLACEHOLDERS))}"
         )
 
-    def fill(event: Event, evidence: list[dict[str, Any]]) -> str:
+    def fill(event: Event, evidence: dict[str, Any]) -> str:
         values = _event_values(event)
-        values.update(_match_values(evidence))
+        values.update(_match_values(evidence.get("matches", [])))
+        values.update(_window_values(evidence.get("window")))
+        values.update(_sequence_values(evidence.get("sequence")))
         values["rule_id"] = rule_id
         values["rule_name"] = rule_name
         return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
@@ -91,4 +103,27 @@ def _match_values(evidence: list[dict[str, Any]]) -> dict[str, str]:
         "list_name": first["list"]["name"],
         "list_version": first["list"]["version"],
         "list_source": first["list"]["source"],
+    }
+
+
+def _window_values(window: dict[str, Any] | None) -> dict[str, str]:
+    if not window:
+        return {}
+    return {
+        "window_value": str(window["value"]),
+        "window_events": str(window["events"]),
+        "window_start": str(window["start"]),
+        "timespan": str(window["timespan"]),
+    }
+
+
+def _sequence_values(sequence: dict[str, Any] | None) -> dict[str, str]:
+    if not sequence:
+        return {}
+    return {
+        "sequence_start_value": str(sequence.get("start_value", "n/a")),
+        "sequence_total": str(sequence.get("total", "n/a")),
+        "sequence_ratio": str(sequence.get("ratio", "n/a")),
+        "maxspan": str(sequence["maxspan"]),
+        "start_event_id": str(sequence["start"]["event_id"]),
     }

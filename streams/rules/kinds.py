@@ -1,0 +1,328 @@
+"""The three kinds of rule and how each finds something in an event.
+
+- :class:`EventRule`: a condition on one event.
+- :class:`CorrelationRule`: an aggregate (event count, distinct count, sum) over a key's
+  events in a sliding event-time window ``(T - timespan, T]``, where ``T`` is the latest
+  event time seen for the key.
+- :class:`SequenceRule`: a start event, then events that complete it within ``maxspan``
+  (optionally by accumulating a field to a fraction of the start's), unless an ``until``
+  event comes first.
+
+Stateful rules keep per-key state in a :class:`~streams.rules.state.StateStore`. An
+event older than ``T - late_tolerance`` for its key is *late*: it is still screened by
+single-event rules but does not enter windows or sequences (the observer counts it).
+State per key is bounded by ``max_state``; the oldest entries are evicted first.
+
+Sequences are evaluated from state in event-time order whichever step arrives first,
+so a withdrawal processed before the deposit it follows (they come from different
+topics) still completes the sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from streams.chains import normalise_address
+from streams.events import Event, format_timestamp
+from streams.rules.conditions import Condition, Evidence
+from streams.rules.durations import format_duration_ms
+from streams.rules.schema import RuleSpec
+from streams.rules.state import StateStore, state_key
+from streams.rules.templates import Summary
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds of ``moment``."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(millis: int) -> datetime:
+    """The UTC moment ``millis`` after the epoch."""
+    return EPOCH + timedelta(milliseconds=millis)
+
+
+class EngineObserver(Protocol):
+    """Told about what the engine drops or holds back, so it can be counted and shown."""
+
+    def late(self, rule_id: str) -> None:
+        """An event arrived beyond the rule's late tolerance and did not enter its state."""
+
+    def evicted(self, rule_id: str, count: int) -> None:
+        """The per-key state bound pushed out ``count`` oldest entries."""
+
+    def excepted(self, rule_id: str, exception_id: str) -> None:
+        """A finding matched an exception (allowlist) and raised no alert."""
+
+    def suppressed(self, rule_id: str) -> None:
+        """A finding fell within the rule's suppression period for its key."""
+
+
+@dataclass
+class CountingObserver:
+    """An observer that counts, for backtests and tests."""
+
+    late_events: dict[str, int] = field(default_factory=dict)
+    evictions: dict[str, int] = field(default_factory=dict)
+    exceptions: dict[tuple[str, str], int] = field(default_factory=dict)
+    suppressions: dict[str, int] = field(default_factory=dict)
+
+    def late(self, rule_id: str) -> None:
+        self.late_events[rule_id] = self.late_events.get(rule_id, 0) + 1
+
+    def evicted(self, rule_id: str, count: int) -> None:
+        self.evictions[rule_id] = self.evictions.get(rule_id, 0) + count
+
+    def excepted(self, rule_id: str, exception_id: str) -> None:
+        key = (rule_id, exception_id)
+        self.exceptions[key] = self.exceptions.get(key, 0) + 1
+
+    def suppressed(self, rule_id: str) -> None:
+        self.suppressions[rule_id] = self.suppressions.get(rule_id, 0) + 1
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a rule found, before exceptions and suppression decide whether it alerts."""
+
+    event: Event
+    event_ids: list[str]
+    event_time: datetime
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RuleException:
+    """A compiled exception: findings whose triggering event matches it raise no alert."""
+
+    id: str
+    reason: str
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """What every kind of rule shares."""
+
+    spec: RuleSpec
+    summary: Summary
+    origin: Any
+    exceptions: tuple[RuleException, ...]
+    suppress_ms: int | None
+    late_tolerance_ms: int
+
+    def find(self, event: Event, state: StateStore, observer: EngineObserver) -> list[Finding]:
+        """The findings ``event`` completes for this rule (state is read and updated)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class EventRule(CompiledRule):
+    """A condition on a single event."""
+
+    condition: Condition
+
+    def find(self, event: Event, state: StateStore, observer: EngineObserver) -> list[Finding]:
+        matches = self.condition(event)
+        if matches is None:
+            return []
+        return [Finding(event, [event.event_id], event.timestamp, {"matches": matches})]
+
+
+def _late(state: dict[str, Any], t: int, tolerance: int) -> bool:
+    latest = state.get("t")
+    return latest is not None and t < latest - tolerance
+
+
+@dataclass(frozen=True)
+class CorrelationRule(CompiledRule):
+    """An aggregate over a key's events in a sliding event-time window."""
+
+    condition: Condition | None
+    aggregate: str
+    field: str | None
+    timespan_ms: int
+    threshold: Callable[[Decimal], bool]
+    threshold_text: str
+    max_state: int
+
+    def find(self, event: Event, state: StateStore, observer: EngineObserver) -> list[Finding]:
+        matches: Evidence = []
+        if self.condition is not None:
+            found = self.condition(event)
+            if found is None:
+                return []
+            matches = found
+        value = self._value(event)
+        if value is None:
+            return []  # nothing to count: e.g. a sum of usd_value over an event without one
+        key = state_key(self.spec.id, event.account_id)
+        current = state.get(key) or {"t": None, "e": []}
+        t = epoch_ms(event.timestamp)
+        if _late(current, t, self.late_tolerance_ms):
+            observer.late(self.spec.id)
+            return []
+        entries: list[list[Any]] = current["e"]
+        entries.append([t, event.event_id, value])
+        entries.sort(key=lambda entry: (entry[0], entry[1]))
+        latest = max(t, current["t"] or t)
+        # Entries at or before T - timespan can never be in a window again: windows end
+        # at T, which only grows, and late events do not move it.
+        horizon = latest - self.timespan_ms
+        entries = [entry for entry in entries if entry[0] > horizon]
+        if len(entries) > self.max_state:
+            observer.evicted(self.spec.id, len(entries) - self.max_state)
+            entries = entries[-self.max_state :]
+        state.set(key, {"t": latest, "e": entries})
+        total = self._aggregate(entries)
+        if not self.threshold(total):
+            return []
+        evidence = {
+            "matches": matches,
+            "window": {
+                "aggregate": self.aggregate,
+                "field": self.field,
+                "value": str(total),
+                "condition": self.threshold_text,
+                "timespan": format_duration_ms(self.timespan_ms),
+                "start": format_timestamp(from_epoch_ms(entries[0][0])),
+                "end": format_timestamp(from_epoch_ms(latest)),
+                "events": len(entries),
+            },
+        }
+        return [Finding(event, [entry[1] for entry in entries], from_epoch_ms(latest), evidence)]
+
+    def _value(self, event: Event) -> Any:
+        if self.aggregate == "event_count":
+            return 1
+        assert self.field is not None
+        if self.aggregate == "sum":
+            amount = getattr(event, self.field)
+            return None if amount is None else str(amount)
+        if self.field in ("from_addresses", "to_address"):
+            return sorted({normalise_address(a) for a in event.addresses(self.field)})
+        raw = getattr(event, self.field, None)
+        return None if raw is None else [str(raw)]
+
+    def _aggregate(self, entries: list[list[Any]]) -> Decimal:
+        if self.aggregate == "event_count":
+            return Decimal(len(entries))
+        if self.aggregate == "sum":
+            return sum((Decimal(entry[2]) for entry in entries), Decimal(0))
+        distinct: set[str] = set()
+        for entry in entries:
+            distinct.update(entry[2])  # a list of normalised values
+        return Decimal(len(distinct))
+
+
+@dataclass(frozen=True)
+class SequenceRule(CompiledRule):
+    """A start event, then events that complete it within ``maxspan``, unless ``until`` first."""
+
+    start: Condition
+    start_type: str
+    then: Condition
+    then_type: str
+    until: Condition | None
+    until_type: str | None
+    total: str | None
+    reaches: Decimal | None
+    maxspan_ms: int
+    max_state: int
+
+    def find(self, event: Event, state: StateStore, observer: EngineObserver) -> list[Finding]:
+        is_start = event.type == self.start_type and self.start(event) is not None
+        is_then = event.type == self.then_type and self.then(event) is not None
+        is_until = self.until is not None and event.type == self.until_type and self.until(event) is not None
+        base = self._amount(event) if is_start and self.total else None
+        if is_start and self.total and base is None:
+            is_start = False  # no value to measure the rest against
+        if not (is_start or is_then or is_until):
+            return []
+        key = state_key(self.spec.id, event.account_id)
+        current = state.get(key) or {"t": None, "s": [], "n": [], "u": []}
+        t = epoch_ms(event.timestamp)
+        if _late(current, t, self.late_tolerance_ms):
+            observer.late(self.spec.id)
+            return []
+        starts: list[list[Any]] = current["s"]
+        thens: list[list[Any]] = current["n"]
+        untils: list[list[Any]] = current["u"]
+        if is_start:
+            starts.append([t, event.event_id, base, False])
+        if is_then:
+            thens.append([t, event.event_id, self._amount(event)])
+        if is_until:
+            untils.append([t, event.event_id])
+        latest = max(t, current["t"] or t)
+        # A late start (within tolerance) still needs the thens after it, and a late then
+        # the starts up to maxspan before it: keep everything back to T - maxspan - tolerance.
+        horizon = latest - self.maxspan_ms - self.late_tolerance_ms
+        starts, thens, untils = (
+            sorted((e for e in items if e[0] >= horizon), key=lambda e: (e[0], e[1]))
+            for items in (starts, thens, untils)
+        )
+        for items in (starts, thens, untils):
+            if len(items) > self.max_state:
+                observer.evicted(self.spec.id, len(items) - self.max_state)
+                del items[: len(items) - self.max_state]
+        findings = [f for s in starts if not s[3] for f in self._complete(s, thens, untils, event)]
+        state.set(key, {"t": latest, "s": starts, "n": thens, "u": untils})
+        return findings
+
+    def _amount(self, event: Event) -> str | None:
+        if self.total is None:
+            return None
+        value = getattr(event, self.total)
+        return None if value is None else str(value)
+
+    def _complete(
+        self, start: list[Any], thens: list[list[Any]], untils: list[list[Any]], event: Event
+    ) -> list[Finding]:
+        """Walk the steps after ``start`` in event-time order; mark it done if they complete it."""
+        begin, start_id, base, _ = start
+        end = begin + self.maxspan_ms
+        steps = [(e[0], e[1], "then", e[2]) for e in thens if begin <= e[0] <= end and e[1] != start_id]
+        steps += [(e[0], e[1], "until", None) for e in untils if begin <= e[0] <= end and e[1] != start_id]
+        steps.sort(key=lambda step: (step[0], step[1]))
+        used: list[str] = []
+        accumulated = Decimal(0)
+        when = begin
+        for when, event_id, role, value in steps:  # noqa: B007 - 'when' is the completion time
+            if role == "until":
+                return []
+            used.append(event_id)
+            if self.total is None or self.reaches is None:
+                break
+            accumulated += Decimal(value) if value is not None else Decimal(0)
+            if accumulated >= self.reaches * Decimal(base):
+                break
+        else:
+            return []
+        start[3] = True
+        evidence: dict[str, Any] = {
+            "matches": [],
+            "sequence": {
+                "start": {"event_id": start_id, "time": format_timestamp(from_epoch_ms(begin))},
+                "maxspan": format_duration_ms(self.maxspan_ms),
+                "completed": format_timestamp(from_epoch_ms(when)),
+            },
+        }
+        if self.total is not None and self.reaches is not None:
+            evidence["sequence"].update(
+                {
+                    "field": self.total,
+                    "start_value": base,
+                    "total": str(accumulated),
+                    "reaches": str(self.reaches),
+                    "ratio": str((accumulated / Decimal(base)).quantize(Decimal("0.0001")))
+                    if Decimal(base)
+                    else "n/a",
+                }
+            )
+        return [Finding(event, [start_id, *used], from_epoch_ms(when), evidence)]
