@@ -32,6 +32,7 @@ from streams.rules.engine import Ruleset, load_ruleset
 from streams.screening import Record, Screening
 from streams.settings import Settings
 from streams.sink import AlertSink
+from streams.state_table import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class SentinelApp(faust.App):
             settings.app_id,
             broker=[f"kafka://{server}" for server in settings.bootstrap_list],
             # Values are decoded by our own code, so bad input becomes a dead letter
-            # instead of an exception inside Faust's deserialiser.
+            # instead of an exception inside Faust's deserialiser; the state table's
+            # keys and values are bytes we encode ourselves too.
             key_serializer="raw",
             value_serializer="raw",
             topic_partitions=settings.topic_partitions,
@@ -67,9 +69,24 @@ class SentinelApp(faust.App):
             web_enabled=False,
             datadir=settings.data_dir,
             store="memory://",
+            topic_replication_factor=settings.replication_factor,
         )
         self.settings = settings
-        self.screening = Screening(ruleset, settings.topic_event_types)
+        # Windows, sequences and suppression periods of stateful rules. In memory, rebuilt
+        # from its compacted changelog topic when a worker starts or takes a partition over.
+        self.state_table = self.Table(
+            "rule-state",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.topic_partitions,
+            help="Per-account state of stateful rules (JSON).",
+        )
+        self.screening = Screening(
+            ruleset,
+            settings.topic_event_types,
+            state=TableStore(self.state_table),
+            observer=metrics.PrometheusObserver(),
+        )
         self.sink = AlertSink(settings.bootstrap_list, settings.alerts_topic, settings.dead_letter_topic)
         self._sink_service = _SinkService(self.sink)
         self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)

@@ -3,6 +3,7 @@
     sentinel worker                         run a screening worker (Faust)
     sentinel topics create                  create the input, alert and dead-letter topics
     sentinel rules check [PATH ...]         validate rule files and print what they define
+    sentinel rules test [PATH ...]          run the test cases kept beside each rule
     sentinel backtest --input F --output A  screen a JSONL file offline with the same engine
     sentinel feed FILE [--now]              produce a JSONL file of events to the input topics
     sentinel watch [--from-beginning]       print alerts and dead letters as they arrive
@@ -87,6 +88,27 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from streams.rules.testing import run_rule_tests
+
+    ruleset = _ruleset(args.paths or _settings().rule_paths)
+    results = run_rule_tests(ruleset)
+    failed = 0
+    for result in results:
+        if result.skipped:
+            print(f"SKIP  {result.rule_id}: {result.name} ({result.problem})")
+        elif result.passed:
+            print(f"PASS  {result.rule_id}: {result.name}")
+        else:
+            failed += 1
+            print(f"FAIL  {result.rule_id}: {result.name}\n      {result.problem}")
+    untested = [r.spec.id for r in ruleset.rules if not r.spec.tests]
+    print(f"\n{len(results) - failed} passed, {failed} failed")
+    if untested:
+        print(f"rules without tests: {', '.join(untested)}")
+    return 1 if failed or not results else 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.backtest import backtest_file
 
@@ -142,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules_sub.add_parser("check", help="validate rule files and print a summary")
     check.add_argument("paths", nargs="*", help="rule directories or files (default: $SENTINEL_RULES)")
     check.set_defaults(func=cmd_rules_check)
+
+    test = rules_sub.add_parser("test", help="run the test cases kept beside each rule")
+    test.add_argument("paths", nargs="*", help="rule directories or files (default: $SENTINEL_RULES)")
+    test.set_defaults(func=cmd_rules_test)
 
     backtest = commands.add_parser("backtest", help="screen a JSONL file of events offline")
     backtest.add_argument("--input", required=True, help="JSONL, one typed event a line")

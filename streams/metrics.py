@@ -68,3 +68,39 @@ LIST_ENTRIES = Gauge("sentinel_list_entries", "Distinct addresses on each loaded
 RULESET = Info("sentinel_ruleset", "The running ruleset.")
 BUILD = Info("sentinel_build", "Version of the running worker.")
 BUILD.info({"version": __version__})
+LATE_EVENTS = Counter(
+    "sentinel_late_events_total",
+    "Events older than a stateful rule's late tolerance for their account; they did not enter its state.",
+    ["rule_id"],
+)
+STATE_EVICTIONS = Counter(
+    "sentinel_state_evictions_total",
+    "Entries pushed out of a rule's per-account state by its max_state bound (oldest first).",
+    ["rule_id"],
+)
+ALERTS_EXCEPTED = Counter(
+    "sentinel_alerts_excepted_total",
+    "Findings that matched a rule exception (allowlist) and raised no alert.",
+    ["rule_id", "exception_id"],
+)
+ALERTS_SUPPRESSED = Counter(
+    "sentinel_alerts_suppressed_total",
+    "Findings within a rule's suppression period for their account.",
+    ["rule_id"],
+)
+
+
+class PrometheusObserver:
+    """Counts what the engine holds back (see :class:`streams.rules.kinds.EngineObserver`)."""
+
+    def late(self, rule_id: str) -> None:
+        LATE_EVENTS.labels(rule_id).inc()
+
+    def evicted(self, rule_id: str, count: int) -> None:
+        STATE_EVICTIONS.labels(rule_id).inc(count)
+
+    def excepted(self, rule_id: str, exception_id: str) -> None:
+        ALERTS_EXCEPTED.labels(rule_id, exception_id).inc()
+
+    def suppressed(self, rule_id: str) -> None:
+        ALERTS_SUPPRESSED.labels(rule_id).inc()

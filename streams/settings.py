@@ -27,7 +27,10 @@ class Settings(BaseSettings):
     withdrawals_topic: str = "withdrawals"
     alerts_topic: str = "freeze-alerts"
     dead_letter_topic: str = "sentinel-dlq"
-    topic_partitions: int = Field(4, ge=1, description="Partitions of topics the project creates.")
+    topic_partitions: int = Field(
+        4, ge=1, description="Partitions of the topics and the state table; inputs must have this many."
+    )
+    replication_factor: int = Field(1, ge=1, description="Replicas of topics the worker creates (changelog).")
     rules: str = Field(
         "rules",
         description=f"Rule directories or files, separated by {os.pathsep!r}; later ones add to them.",

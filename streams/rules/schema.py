@@ -134,6 +134,37 @@ class ListSpec(_Strict):
     )
 
 
+class ExpectedAlert(_Strict):
+    """An alert a rule test expects (in the order the engine raises them)."""
+
+    event_ids: list[str] | None = Field(default=None, description="The events behind it, in order.")
+    summary_contains: str | None = None
+
+
+class RuleTestEvent(BaseModel):
+    """An event of a rule test: ``at`` an offset from the start; the event's own fields.
+
+    Fields left out get harmless defaults; ``repeat`` with ``every`` makes a run of
+    events, with ``{i}`` (1, 2, ...) replaced in every text field.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    at: Duration = "0s"
+    type: EventType
+    repeat: int = Field(1, ge=1, le=100_000)
+    every: Duration = "0s"
+
+
+class RuleTest(_Strict):
+    """A test case kept beside its rule (``sentinel rules test``), in the style of promtool."""
+
+    name: str = Field(min_length=1)
+    start: str = "2026-01-01T00:00:00Z"
+    events: list[RuleTestEvent] = Field(min_length=1)
+    expect: list[ExpectedAlert]
+
+
 class RuleSpec(_Strict):
     """One detection rule."""
 
@@ -165,7 +196,7 @@ class RuleSpec(_Strict):
         10_000, ge=1, le=1_000_000, description="Events (or pending sequences) kept per key."
     )
     summary: str = Field(min_length=1)
-    tests: list[dict[str, Any]] = Field(default_factory=list, description="Test cases run by `rules test`.")
+    tests: list[RuleTest] = Field(default_factory=list, description="Test cases run by `rules test`.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleSpec:
