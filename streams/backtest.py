@@ -16,6 +16,7 @@ from pathlib import Path
 
 from streams.alerts import FreezeAlert
 from streams.rules.engine import Ruleset
+from streams.rules.kinds import CountingObserver
 from streams.screening import Record, Screening
 
 
@@ -28,6 +29,7 @@ class BacktestReport:
     invalid: Counter[str] = field(default_factory=Counter)
     invalid_examples: list[str] = field(default_factory=list)
     alerts: list[FreezeAlert] = field(default_factory=list)
+    held_back: CountingObserver = field(default_factory=CountingObserver)
     seconds: float = 0.0
 
     def table(self) -> str:
@@ -44,6 +46,14 @@ class BacktestReport:
         for reason, count in sorted(self.invalid.items()):
             rows.append(f"  invalid: {reason}: {count}")
         rows += [f"  e.g. {example}" for example in self.invalid_examples]
+        held = self.held_back
+        for (rule_id, exception_id), count in sorted(held.exceptions.items()):
+            rows.append(f"  excepted: {rule_id} ({exception_id}): {count}")
+        rows += [f"  suppressed: {rule}: {count}" for rule, count in sorted(held.suppressions.items())]
+        rows += [
+            f"  late (not in state): {rule}: {count}" for rule, count in sorted(held.late_events.items())
+        ]
+        rows += [f"  evicted from state: {rule}: {count}" for rule, count in sorted(held.evictions.items())]
         return "\n".join(rows)
 
 
@@ -51,7 +61,7 @@ def backtest_lines(lines: Sequence[bytes], ruleset: Ruleset, source: str = "file
     """Screen JSONL ``lines`` in event-time order."""
     started = time.perf_counter()
     report = BacktestReport(lines=len(lines))
-    screening = Screening(ruleset)
+    screening = Screening(ruleset, observer=report.held_back)
     parsed = []
     for number, line in enumerate(lines, start=1):
         record = Record(source, 0, number, None, line)

@@ -252,7 +252,9 @@ def _validate_file(path: Path, raw: Any) -> RuleFile:
     try:
         spec = RuleFile.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
+        # An unknown key is usually a typo that also explains a "missing" one: report it first.
+        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        error = errors[0]
         loc = tuple(error["loc"])
         rule_id = _rule_id_at(raw, loc)
         where = position_of(raw, loc, str(path))

@@ -187,3 +187,180 @@ def test_bad_conditions(tmp_path: Path, condition: str, words: str) -> None:
     error = error_for(tmp_path, text)
     assert "rule 'bad-sender'" in str(error)
     assert words in str(error)
+
+
+CORRELATION = GOOD_RULE.replace(
+    """    condition:
+      field: from_addresses
+      in_list: bad_guys
+""",
+    """    correlation:
+      type: distinct_count
+      field: from_addresses
+      timespan: 1h
+      condition: {gte: 10}
+""",
+)
+
+
+def test_correlation_loads(tmp_path: Path) -> None:
+    write(tmp_path, CORRELATION)
+    [rule] = load_ruleset([tmp_path]).rules
+    assert rule.spec.kind == "correlation"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (("timespan: 1h", "timespan: 1 hour"), "':1 hour' is not a duration".lstrip("':")),
+        (("timespan: 1h", "timespan: 60"), "rules.0.correlation.timespan"),
+        (("type: distinct_count", "type: median"), "rules.0.correlation.type"),
+        (("      field: from_addresses\n", ""), "a distinct_count correlation needs 'field'"),
+        (("field: from_addresses", "field: amont"), "correlation: unknown field 'amont'"),
+        (("type: distinct_count", "type: sum"), "sum needs a number field"),
+        (("condition: {gte: 10}", "condition: {gte: ten}"), "'ten' is not a number"),
+        (("condition: {gte: 10}", "condition: {about: 10}"), "rules.0.correlation.condition"),
+        (("group_by", "group_by"), ""),
+    ],
+)
+def test_bad_correlations(tmp_path: Path, change: tuple[str, str], words: str) -> None:
+    text = CORRELATION.replace(
+        "      field: from_addresses\n", "      field: from_addresses\n      group_by: account_id\n"
+    )
+    text = text.replace(*change)
+    write(tmp_path, text)
+    if not words:
+        load_ruleset([tmp_path])
+        return
+    with pytest.raises(RuleFileError) as caught:
+        load_ruleset([tmp_path])
+    assert "rule 'bad-sender'" in str(caught.value)
+    assert words in str(caught.value)
+
+
+def test_group_by_other_than_account_is_refused(tmp_path: Path) -> None:
+    text = CORRELATION.replace("      timespan: 1h\n", "      timespan: 1h\n      group_by: to_address\n")
+    error = error_for(tmp_path, text)
+    assert "rules.0.correlation.group_by" in str(error) and "account_id" in str(error)
+
+
+SEQUENCE = GOOD_RULE.replace(
+    """    events: [deposit]
+    condition:
+      field: from_addresses
+      in_list: bad_guys
+""",
+    """    events: [deposit, withdrawal]
+    sequence:
+      maxspan: 30m
+      start: {event: deposit, condition: {field: usd_value, gte: 1000}}
+      then: {event: withdrawal, total: usd_value, reaches: 0.8}
+""",
+)
+
+
+def test_sequence_loads(tmp_path: Path) -> None:
+    write(tmp_path, SEQUENCE)
+    assert load_ruleset([tmp_path]).rules[0].spec.kind == "sequence"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (("maxspan: 30m", "maxspan: soon"), "'soon' is not a duration"),
+        ((", reaches: 0.8", ""), "'total' and 'reaches' go together"),
+        (
+            ("events: [deposit, withdrawal]", "events: [deposit]"),
+            "step 'then' is a withdrawal, which is not in",
+        ),
+        (("gte: 1000}", "gte: lots}"), "sequence.start.condition: 'lots' is not a number"),
+        (("start: {event: deposit,", "start: {event: transfer,"), "rules.0.sequence.start.event"),
+        (
+            ("    sequence:\n", "    condition: {field: amount, gte: 1}\n    sequence:\n"),
+            "a sequence puts its conditions on",
+        ),
+    ],
+)
+def test_bad_sequences(tmp_path: Path, change: tuple[str, str], words: str) -> None:
+    error = error_for(tmp_path, SEQUENCE.replace(*change))
+    assert "rule 'bad-sender'" in str(error)
+    assert words in str(error)
+
+
+def test_sequence_and_correlation_together_are_refused(tmp_path: Path) -> None:
+    text = SEQUENCE.replace(
+        "    sequence:\n",
+        "    correlation: {type: event_count, timespan: 1h, condition: {gte: 2}}\n    sequence:\n",
+    )
+    assert "a correlation or a sequence, not both" in str(error_for(tmp_path, text))
+
+
+def test_single_event_rule_needs_a_condition(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("    condition:\n      field: from_addresses\n      in_list: bad_guys\n", "")
+    assert "a single-event rule needs 'condition'" in str(error_for(tmp_path, text))
+
+
+MACROS = """\
+macros:
+  - id: big
+    condition: {field: amount, gte: 100}
+  - id: big_eth
+    condition: {all: [{macro: big}, {field: asset, eq: ETH}]}
+"""
+
+
+def test_macros_are_shared_across_files(tmp_path: Path) -> None:
+    write(tmp_path, "required_engine_version: 1\n" + MACROS, "a.yaml")
+    write(
+        tmp_path,
+        GOOD_RULE.replace("field: from_addresses\n      in_list: bad_guys", "macro: big_eth"),
+        "b.yaml",
+    )
+    load_ruleset([tmp_path])
+
+
+def test_unknown_macro(tmp_path: Path) -> None:
+    error = error_for(
+        tmp_path, GOOD_RULE.replace("field: from_addresses\n      in_list: bad_guys", "macro: huge")
+    )
+    assert ":19:7: rule 'bad-sender': condition: unknown macro 'huge' (macros: none defined)" in str(error)
+
+
+def test_cyclic_macros(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("rules:\n", MACROS.replace("{macro: big}", "{macro: big_eth}") + "rules:\n")
+    text = text.replace("field: from_addresses\n      in_list: bad_guys", "macro: big_eth")
+    error = error_for(tmp_path, text)
+    assert "macros refer to each other in a cycle: big_eth -> big_eth" in str(error)
+
+
+def test_error_inside_a_macro_points_at_the_macro(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace("rules:\n", MACROS.replace("gte: 100", "gte: lots") + "rules:\n")
+    error = error_for(tmp_path, text)
+    assert ":11:32: macro 'big': 'lots' is not a number" in str(error)
+
+
+def test_duplicate_macro(tmp_path: Path) -> None:
+    write(tmp_path, "required_engine_version: 1\n" + MACROS, "a.yaml")
+    write(tmp_path, "required_engine_version: 1\n" + MACROS, "b.yaml")
+    with pytest.raises(
+        RuleFileError, match=r"b\.yaml:3:5: duplicate macro id 'big' \(first defined at .*a\.yaml:3:5\)"
+    ):
+        load_ruleset([tmp_path])
+
+
+def test_exception_condition_errors_name_the_exception(tmp_path: Path) -> None:
+    text = GOOD_RULE.replace(
+        "    summary:",
+        "    exceptions:\n      - {id: desk, reason: OTC, condition: {field: acount_id, eq: x}}\n    summary:",
+    )
+    error = error_for(tmp_path, text)
+    assert "rule 'bad-sender': exceptions.0.condition: unknown field 'acount_id'" in str(error)
+
+
+def test_bad_test_case(tmp_path: Path) -> None:
+    text = (
+        GOOD_RULE
+        + "    tests:\n      - name: t\n        events: [{type: deposit, at: never}]\n        expect: []\n"
+    )
+    error = error_for(tmp_path, text)
+    assert "rule 'bad-sender': rules.0.tests.0.events.0.at: 'never' is not a duration" in str(error)
