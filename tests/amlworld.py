@@ -14,7 +14,7 @@ Mapping (documented in docs/rules.md):
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ PATTERNS = REPO.parent / "shared" / "data" / "amlworld-patterns" / "amlworld_HI-
 
 
 def _time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y/%m/%d %H:%M").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y/%m/%d %H:%M").replace(tzinfo=UTC)
 
 
 def fan_patterns() -> list[tuple[int, str, list[dict[str, Any]]]]:

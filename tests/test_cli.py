@@ -50,7 +50,8 @@ def test_rules_test_reports_a_failing_case(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(
         "required_engine_version: 1\n"
         "rules:\n"
-        "  - {id: r, version: 1.0.0, name: R, description: d, typology: velocity, severity: low, action: review,\n"
+        "  - {id: r, version: 1.0.0, name: R, description: d, typology: velocity, severity: low,\n"
+        "     action: review,\n"
         "     events: [deposit], condition: {field: amount, gte: 10}, summary: s,\n"
         "     tests: [{name: small, events: [{type: deposit, amount: '1'}], expect: [{}]}]}\n"
     )

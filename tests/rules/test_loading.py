@@ -351,7 +351,9 @@ def test_duplicate_macro(tmp_path: Path) -> None:
 def test_exception_condition_errors_name_the_exception(tmp_path: Path) -> None:
     text = GOOD_RULE.replace(
         "    summary:",
-        "    exceptions:\n      - {id: desk, reason: OTC, condition: {field: acount_id, eq: x}}\n    summary:",
+        "    exceptions:\n"
+        "      - {id: desk, reason: OTC, condition: {field: acount_id, eq: x}}\n"
+        "    summary:",
     )
     error = error_for(tmp_path, text)
     assert "rule 'bad-sender': exceptions.0.condition: unknown field 'acount_id'" in str(error)
