@@ -9,8 +9,10 @@
   event comes first.
 
 Stateful rules keep per-key state in a :class:`~streams.rules.state.StateStore`. An
-event older than ``T - late_tolerance`` for its key is *late*: it is still screened by
-single-event rules but does not enter windows or sequences (the observer counts it).
+event older than ``T - late_tolerance``, where ``T`` is the latest time seen for the key
+*among events of the same type* (deposits and withdrawals come from different topics,
+read independently), is *late*: it is still screened by single-event rules but does not
+enter windows or sequences (the observer counts it).
 State per key is bounded by ``max_state``; the oldest entries are evicted first.
 
 Sequences are evaluated from state in event-time order whichever step arrives first,
@@ -134,8 +136,21 @@ class EventRule(CompiledRule):
         return [Finding(event, [event.event_id], event.timestamp, {"matches": matches})]
 
 
-def _late(state: dict[str, Any], t: int, tolerance: int) -> bool:
-    latest = state.get("t")
+#: How far apart in event time the deposits and withdrawals topics may be processed for one
+#: account before a sequence that spans both can lose a step (see docs/rules.md).
+CROSS_TOPIC_SKEW_MS = 24 * 3_600_000
+
+
+def _watermarks(state: dict[str, Any]) -> dict[str, int]:
+    """The latest event time seen for the key, per event type (each type has its own topic)."""
+    marks: dict[str, int] = state.setdefault("t", {})
+    return marks
+
+
+def _late(marks: dict[str, int], event: Event, t: int, tolerance: int) -> bool:
+    """Late means older than the tolerance *within its own topic*: the two topics are read
+    independently, so a deposit processed after a later withdrawal is not late."""
+    latest = marks.get(event.type)
     return latest is not None and t < latest - tolerance
 
 
@@ -162,15 +177,17 @@ class CorrelationRule(CompiledRule):
         if value is None:
             return []  # nothing to count: e.g. a sum of usd_value over an event without one
         key = state_key(self.spec.id, event.account_id)
-        current = state.get(key) or {"t": None, "e": []}
+        current = state.get(key) or {"t": {}, "e": []}
+        marks = _watermarks(current)
         t = epoch_ms(event.timestamp)
-        if _late(current, t, self.late_tolerance_ms):
+        if _late(marks, event, t, self.late_tolerance_ms):
             observer.late(self.spec.id)
             return []
+        marks[event.type] = max(t, marks.get(event.type, t))
         entries: list[list[Any]] = current["e"]
         entries.append([t, event.event_id, value])
         entries.sort(key=lambda entry: (entry[0], entry[1]))
-        latest = max(t, current["t"] or t)
+        latest = max(marks.values())
         # Entries at or before T - timespan can never be in a window again: windows end
         # at T, which only grows, and late events do not move it.
         horizon = latest - self.timespan_ms
@@ -178,7 +195,7 @@ class CorrelationRule(CompiledRule):
         if len(entries) > self.max_state:
             observer.evicted(self.spec.id, len(entries) - self.max_state)
             entries = entries[-self.max_state :]
-        state.set(key, {"t": latest, "e": entries})
+        state.set(key, {"t": marks, "e": entries})
         total = self._aggregate(entries)
         if not self.threshold(total):
             return []
@@ -245,11 +262,13 @@ class SequenceRule(CompiledRule):
         if not (is_start or is_then or is_until):
             return []
         key = state_key(self.spec.id, event.account_id)
-        current = state.get(key) or {"t": None, "s": [], "n": [], "u": []}
+        current = state.get(key) or {"t": {}, "s": [], "n": [], "u": []}
+        marks = _watermarks(current)
         t = epoch_ms(event.timestamp)
-        if _late(current, t, self.late_tolerance_ms):
+        if _late(marks, event, t, self.late_tolerance_ms):
             observer.late(self.spec.id)
             return []
+        marks[event.type] = max(t, marks.get(event.type, t))
         starts: list[list[Any]] = current["s"]
         thens: list[list[Any]] = current["n"]
         untils: list[list[Any]] = current["u"]
@@ -259,10 +278,16 @@ class SequenceRule(CompiledRule):
             thens.append([t, event.event_id, self._amount(event)])
         if is_until:
             untils.append([t, event.event_id])
-        latest = max(t, current["t"] or t)
-        # A late start (within tolerance) still needs the thens after it, and a late then
-        # the starts up to maxspan before it: keep everything back to T - maxspan - tolerance.
-        horizon = latest - self.maxspan_ms - self.late_tolerance_ms
+        # A late start (within tolerance) still needs the thens after it, and a late then the
+        # starts up to maxspan before it. The steps come from two topics read independently,
+        # so measure from the topic that is furthest behind (within a bounded skew).
+        types = {self.start_type, self.then_type} | ({self.until_type} if self.until_type else set())
+        latest = max(marks.values())
+        behind = min((marks[kind] for kind in types if kind in marks), default=latest)
+        if len(types) > 1 and not types <= marks.keys():
+            behind = latest - CROSS_TOPIC_SKEW_MS  # one topic not seen yet for this account
+        behind = max(behind, latest - CROSS_TOPIC_SKEW_MS)
+        horizon = behind - self.maxspan_ms - self.late_tolerance_ms
         starts, thens, untils = (
             sorted((e for e in items if e[0] >= horizon), key=lambda e: (e[0], e[1]))
             for items in (starts, thens, untils)
@@ -272,7 +297,7 @@ class SequenceRule(CompiledRule):
                 observer.evicted(self.spec.id, len(items) - self.max_state)
                 del items[: len(items) - self.max_state]
         findings = [f for s in starts if not s[3] for f in self._complete(s, thens, untils, event)]
-        state.set(key, {"t": latest, "s": starts, "n": thens, "u": untils})
+        state.set(key, {"t": marks, "s": starts, "n": thens, "u": untils})
         return findings
 
     def _amount(self, event: Event) -> str | None:

@@ -233,3 +233,26 @@ def test_reaches_is_a_fraction_of_the_start(tmp_path: Path, reaches: str) -> Non
     needed = int(float(reaches) * 1000)
     assert run(ruleset, [dep("d", 0, usd_value="1000"), wd("w", 1, usd_value=str(needed - 1))]) == []
     assert run(ruleset, [dep("d", 0, usd_value="1000"), wd("w", 1, usd_value=str(needed))]) == [["d", "w"]]
+
+
+def test_topics_read_hours_apart_still_complete_a_sequence(tmp_path: Path) -> None:
+    """The deposits topic was drained hours ahead of the withdrawals topic for this account."""
+    ruleset = pack(tmp_path, SEQUENCE_RULE)
+    observer = CountingObserver()
+    events = [
+        dep("d1", 0, usd_value="1000"),
+        dep("d2", 180, usd_value="5"),
+        wd("w1", 10, usd_value="900"),  # not late: it is the first withdrawal seen
+        wd("w2", 200, usd_value="5"),
+    ]
+    assert run(ruleset, events, observer) == [["d1", "w1"]]
+    assert observer.late_events == {}
+
+
+def test_lateness_is_measured_within_each_event_type(tmp_path: Path) -> None:
+    ruleset = pack(tmp_path, SEQUENCE_RULE)
+    observer = CountingObserver()
+    events = [wd("w-late-ref", 60), wd("w", 10, usd_value="900"), dep("d", 0, usd_value="1000")]
+    # w is 50 minutes older than the latest withdrawal: late. The deposit is not.
+    assert run(ruleset, events, observer) == []
+    assert observer.late_events == {"conduit": 1}
