@@ -5,6 +5,7 @@
     sentinel rules check [PATH ...]         validate rule files and print what they define
     sentinel rules test [PATH ...]          run the test cases kept beside each rule
     sentinel backtest --input F --output A  screen a JSONL file offline with the same engine
+    sentinel generate --events N --output F write a synthetic event stream (fixed seed)
     sentinel feed FILE [--now]              produce a JSONL file of events to the input topics
     sentinel watch [--from-beginning]       print alerts and dead letters as they arrive
 
@@ -122,6 +123,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from streams.synthetic import write_synthetic
+
+    count = write_synthetic(
+        Path(args.output), args.events, seed=args.seed, accounts=args.accounts, poison_share=args.poison
+    )
+    print(f"wrote {count} events to {args.output}")
+    return 0
+
+
 def cmd_feed(args: argparse.Namespace) -> int:
     from streams.feed import produce_file
 
@@ -174,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--output", help="where to write alerts as JSONL")
     backtest.add_argument("--rules", action="append", help="rule directory or file (repeatable)")
     backtest.set_defaults(func=cmd_backtest)
+
+    generate = commands.add_parser("generate", help="write a synthetic JSONL event stream (benchmarks)")
+    generate.add_argument("--events", type=int, default=1_000_000)
+    generate.add_argument("--output", required=True)
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--accounts", type=int, default=1_000_000)
+    generate.add_argument("--poison", type=float, default=0.0, help="share of bad lines, e.g. 0.001")
+    generate.set_defaults(func=cmd_generate)
 
     feed = commands.add_parser("feed", help="produce a JSONL file of events to the input topics")
     feed.add_argument("file")

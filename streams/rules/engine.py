@@ -89,8 +89,9 @@ class Ruleset:
         clock = now or (lambda: datetime.now(UTC))
         alerts: list[FreezeAlert] = []
         for event in events:
+            t = epoch_ms(event.timestamp)
             for rule in self.rules_for(event.type):
-                for finding in rule.find(event, store, watcher):
+                for finding in rule.find(event, t, store, watcher):
                     if self._allowed(rule, finding, store, watcher):
                         alerts.append(self._alert(rule, finding, clock()))
         return alerts
@@ -295,7 +296,7 @@ def _load_list(rule_file: Path, spec: ListSpec, where: Position | str) -> Addres
     if (spec.file is None) == (spec.addresses is None):
         raise RuleFileError(where, f"list {spec.id!r} needs exactly one of 'file' or 'addresses'")
     if spec.addresses is not None:
-        return AddressList.from_entries(info, (ListEntry(a) for a in spec.addresses))
+        return AddressList.from_entries(info, (ListEntry(a, spec.entity) for a in spec.addresses))
     path = (rule_file.parent / spec.file).resolve() if spec.file else rule_file
     try:
         entries = read_entries(
@@ -305,6 +306,9 @@ def _load_list(rule_file: Path, spec: ListSpec, where: Position | str) -> Addres
             label_column=spec.label_column,
             attribute_columns=tuple(spec.attribute_columns),
         )
+        if spec.entity is not None:
+            # A cluster: every address belongs to the one entity unless its own label says otherwise.
+            entries = (ListEntry(e.address, e.label or spec.entity, e.attributes) for e in entries)
         return AddressList.from_entries(info, entries)
     except ListFileError as exc:
         raise RuleFileError(where, f"list {spec.id!r}: {exc}") from None

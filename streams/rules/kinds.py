@@ -22,6 +22,7 @@ topics) still completes the sequence.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -118,8 +119,11 @@ class CompiledRule:
     suppress_ms: int | None
     late_tolerance_ms: int
 
-    def find(self, event: Event, state: StateStore, observer: EngineObserver) -> list[Finding]:
-        """The findings ``event`` completes for this rule (state is read and updated)."""
+    def find(self, event: Event, t: int, state: StateStore, observer: EngineObserver) -> list[Finding]:
+        """The findings ``event`` (at epoch milliseconds ``t``) completes for this rule.
+
+        State is read and updated.
+        """
         raise NotImplementedError
 
 
@@ -129,7 +133,7 @@ class EventRule(CompiledRule):
 
     condition: Condition
 
-    def find(self, event: Event, state: StateStore, observer: EngineObserver) -> list[Finding]:
+    def find(self, event: Event, t: int, state: StateStore, observer: EngineObserver) -> list[Finding]:
         matches = self.condition(event)
         if matches is None:
             return []
@@ -154,6 +158,20 @@ def _late(marks: dict[str, int], event: Event, t: int, tolerance: int) -> bool:
     return latest is not None and t < latest - tolerance
 
 
+def _insert(items: list[list[Any]], entry: list[Any]) -> None:
+    """Add ``entry`` keeping ``items`` ordered by (time, event id); in-order arrival is O(1)."""
+    if items and (items[-1][0], items[-1][1]) > (entry[0], entry[1]):
+        bisect.insort(items, entry, key=lambda e: (e[0], e[1]))
+    else:
+        items.append(entry)
+
+
+def _drop_until(items: list[list[Any]], horizon: int) -> None:
+    """Remove the entries older than ``horizon`` from the front of the ordered ``items``."""
+    if items and items[0][0] < horizon:
+        del items[: bisect.bisect_left(items, horizon, key=lambda e: e[0])]
+
+
 @dataclass(frozen=True)
 class CorrelationRule(CompiledRule):
     """An aggregate over a key's events in a sliding event-time window."""
@@ -166,7 +184,7 @@ class CorrelationRule(CompiledRule):
     threshold_text: str
     max_state: int
 
-    def find(self, event: Event, state: StateStore, observer: EngineObserver) -> list[Finding]:
+    def find(self, event: Event, t: int, state: StateStore, observer: EngineObserver) -> list[Finding]:
         matches: Evidence = []
         if self.condition is not None:
             found = self.condition(event)
@@ -179,19 +197,16 @@ class CorrelationRule(CompiledRule):
         key = state_key(self.spec.id, event.account_id)
         current = state.get(key) or {"t": {}, "e": []}
         marks = _watermarks(current)
-        t = epoch_ms(event.timestamp)
         if _late(marks, event, t, self.late_tolerance_ms):
             observer.late(self.spec.id)
             return []
         marks[event.type] = max(t, marks.get(event.type, t))
         entries: list[list[Any]] = current["e"]
-        entries.append([t, event.event_id, value])
-        entries.sort(key=lambda entry: (entry[0], entry[1]))
+        _insert(entries, [t, event.event_id, value])
         latest = max(marks.values())
         # Entries at or before T - timespan can never be in a window again: windows end
         # at T, which only grows, and late events do not move it.
-        horizon = latest - self.timespan_ms
-        entries = [entry for entry in entries if entry[0] > horizon]
+        _drop_until(entries, latest - self.timespan_ms + 1)
         if len(entries) > self.max_state:
             observer.evicted(self.spec.id, len(entries) - self.max_state)
             entries = entries[-self.max_state :]
@@ -252,7 +267,7 @@ class SequenceRule(CompiledRule):
     maxspan_ms: int
     max_state: int
 
-    def find(self, event: Event, state: StateStore, observer: EngineObserver) -> list[Finding]:
+    def find(self, event: Event, t: int, state: StateStore, observer: EngineObserver) -> list[Finding]:
         is_start = event.type == self.start_type and self.start(event) is not None
         is_then = event.type == self.then_type and self.then(event) is not None
         is_until = self.until is not None and event.type == self.until_type and self.until(event) is not None
@@ -264,7 +279,6 @@ class SequenceRule(CompiledRule):
         key = state_key(self.spec.id, event.account_id)
         current = state.get(key) or {"t": {}, "s": [], "n": [], "u": []}
         marks = _watermarks(current)
-        t = epoch_ms(event.timestamp)
         if _late(marks, event, t, self.late_tolerance_ms):
             observer.late(self.spec.id)
             return []
@@ -273,11 +287,11 @@ class SequenceRule(CompiledRule):
         thens: list[list[Any]] = current["n"]
         untils: list[list[Any]] = current["u"]
         if is_start:
-            starts.append([t, event.event_id, base, False])
+            _insert(starts, [t, event.event_id, base, False])
         if is_then:
-            thens.append([t, event.event_id, self._amount(event)])
+            _insert(thens, [t, event.event_id, self._amount(event)])
         if is_until:
-            untils.append([t, event.event_id])
+            _insert(untils, [t, event.event_id])
         # A late start (within tolerance) still needs the thens after it, and a late then the
         # starts up to maxspan before it. The steps come from two topics read independently,
         # so measure from the topic that is furthest behind (within a bounded skew).
@@ -288,11 +302,8 @@ class SequenceRule(CompiledRule):
             behind = latest - CROSS_TOPIC_SKEW_MS  # one topic not seen yet for this account
         behind = max(behind, latest - CROSS_TOPIC_SKEW_MS)
         horizon = behind - self.maxspan_ms - self.late_tolerance_ms
-        starts, thens, untils = (
-            sorted((e for e in items if e[0] >= horizon), key=lambda e: (e[0], e[1]))
-            for items in (starts, thens, untils)
-        )
         for items in (starts, thens, untils):
+            _drop_until(items, horizon)
             if len(items) > self.max_state:
                 observer.evicted(self.spec.id, len(items) - self.max_state)
                 del items[: len(items) - self.max_state]

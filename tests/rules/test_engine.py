@@ -174,3 +174,22 @@ def test_later_directories_add_rules_and_can_use_earlier_lists(tmp_path: Path) -
     ruleset = load_ruleset([REPO / "rules", site])
     alerts = ruleset.evaluate([event_from_dict(deposit(from_addresses=[RONIN_EXPLOITER]))])
     assert sorted(a.rule_id for a in alerts) == ["ofac-sanctioned-sender", "site-ofac-review"]
+
+
+def test_a_cluster_list_names_its_entity(tmp_path: Path) -> None:
+    (tmp_path / "lazarus.txt").write_text(f"# Lazarus Group cluster\n{RONIN_EXPLOITER}\n")
+    (tmp_path / "pack.yaml").write_text(
+        textwrap.dedent("""\
+        required_engine_version: 1
+        lists:
+          - {id: lazarus, name: Lazarus cluster, category: sanctioned, source: tests, version: "1",
+             file: lazarus.txt, entity: Lazarus Group}
+        rules:
+          - {id: r, version: 1.0.0, name: R, description: d, typology: sanctions, severity: critical,
+             action: freeze, events: [deposit], condition: {field: from_addresses, in_list: lazarus},
+             summary: "from {matched_label}"}
+        """)
+    )
+    [alert] = load_ruleset([tmp_path]).evaluate([event_from_dict(deposit(from_addresses=[RONIN_EXPLOITER]))])
+    assert alert.summary == "from Lazarus Group"
+    assert alert.evidence["matches"][0]["entry"]["label"] == "Lazarus Group"
