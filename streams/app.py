@@ -19,6 +19,7 @@ silently on restart (faust-streaming #315): it is in the dead-letter topic.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -35,6 +36,8 @@ from streams.sink import AlertSink
 from streams.state_table import TableStore
 
 log = logging.getLogger(__name__)
+
+ACCOUNT_LOCK_STRIPES = 256
 
 
 class _SinkService(mode.Service):
@@ -86,7 +89,11 @@ class SentinelApp(faust.App):
             settings.topic_event_types,
             state=TableStore(self.state_table),
             observer=metrics.PrometheusObserver(),
+            defer_state=True,
         )
+        # Both agents may touch one account's state (a deposit and a withdrawal). Evaluate,
+        # produce and commit state under that account's lock, so neither overwrites the other.
+        self._account_locks = [asyncio.Lock() for _ in range(ACCOUNT_LOCK_STRIPES)]
         self.sink = AlertSink(settings.bootstrap_list, settings.alerts_topic, settings.dead_letter_topic)
         self._sink_service = _SinkService(self.sink)
         self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
@@ -111,10 +118,19 @@ class SentinelApp(faust.App):
                 headers=_headers(message.headers),
                 timestamp=message.timestamp,
             )
-            outcome = self.screening.screen_one(record)
-            await self.sink.emit(outcome)
-            result = "dead_lettered" if outcome.dead_letter else "alerted" if outcome.alerts else "clean"
-            metrics.EVENTS.labels(record.topic, result).inc()
+            outcome = self.screening.parse(record)
+            if outcome.event is None:
+                await self.sink.emit(outcome)
+            else:
+                lock = self._account_locks[hash(outcome.event.account_id) % ACCOUNT_LOCK_STRIPES]
+                async with lock:
+                    self.screening.evaluate(outcome)
+                    await self.sink.emit(outcome)
+                    # Only now that the alerts (or the dead letter) are acknowledged does the
+                    # state change reach the changelog: a crash before this line replays the
+                    # record against the state it first met.
+                    self.screening.commit(outcome)
+            metrics.EVENTS.labels(record.topic, outcome.result).inc()
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:

@@ -86,7 +86,7 @@ def backtest_lines(
     ruleset: Ruleset,
     source: str = "file",
     *,
-    on_alert: Callable[[FreezeAlert], None] | None = None,
+    on_alert: Callable[[FreezeAlert], object] | None = None,
     keep_alerts: bool = True,
 ) -> BacktestReport:
     """Screen JSONL ``lines`` in event-time order."""

@@ -17,8 +17,8 @@ from datetime import datetime
 from streams.alerts import FreezeAlert
 from streams.events import Event, EventError, EventType, parse_event
 from streams.rules.engine import Ruleset
-from streams.rules.kinds import CountingObserver, EngineObserver
-from streams.rules.state import DictStore, StateStore
+from streams.rules.kinds import CountingObserver, EngineObserver, epoch_ms
+from streams.rules.state import DictStore, OverlayStore, StateStore, state_key
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,24 @@ class Outcome:
     event: Event | None = None
     alerts: list[FreezeAlert] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
+    #: The event's id was already screened for this account (a ledger resend): no alerts.
+    duplicate: bool = False
+    #: State changes not yet applied (see :meth:`Screening.commit`).
+    pending: OverlayStore | None = None
+
+    @property
+    def result(self) -> str:
+        """clean, alerted, duplicate or dead_lettered (the metric label)."""
+        if self.dead_letter is not None:
+            return "dead_lettered"
+        if self.duplicate:
+            return "duplicate"
+        return "alerted" if self.alerts else "clean"
+
+
+#: How long (event time) and how many event ids per account are remembered to drop resends.
+DEDUPE_WINDOW_MS = 24 * 3_600_000
+DEDUPE_MAX_IDS = 10_000
 
 
 class Screening:
@@ -97,12 +115,14 @@ class Screening:
         state: StateStore | None = None,
         observer: EngineObserver | None = None,
         now: Callable[[], datetime] | None = None,
+        defer_state: bool = False,
     ) -> None:
         self.ruleset = ruleset
         self.topic_types = topic_types or {}
         self.state: StateStore = state if state is not None else DictStore()
         self.observer: EngineObserver = observer if observer is not None else CountingObserver()
         self._now = now
+        self._defer_state = defer_state
 
     def screen(self, records: Sequence[Record]) -> list[Outcome]:
         """One outcome per record, in order."""
@@ -124,13 +144,49 @@ class Screening:
             return Outcome(record, dead_letter=DeadLetter(record, exc.reason, "EventError", exc.detail))
 
     def evaluate(self, outcome: Outcome) -> None:
-        """Fill in the alerts of a parsed outcome; a failure becomes its dead letter."""
-        if outcome.event is None:
+        """Fill in the alerts of a parsed outcome; a failure becomes its dead letter.
+
+        State changes go to an overlay. Offline they are applied at once; the worker
+        (``defer_state``) applies them with :meth:`commit` once the alerts are safe.
+        """
+        event = outcome.event
+        if event is None:
             return
         record = outcome.record
+        overlay = OverlayStore(self.state)
         try:
-            outcome.alerts = self.ruleset.evaluate([outcome.event], self.state, self._now, self.observer)
+            if self._seen_before(event, overlay):
+                outcome.duplicate = True
+            else:
+                outcome.alerts = self.ruleset.evaluate([event], overlay, self._now, self.observer)
         except Exception as exc:  # a bug or a bad rule must not stop screening of other records
             log.exception("evaluation failed for %s[%d]@%d", record.topic, record.partition, record.offset)
             detail = f"{type(exc).__name__} while evaluating rules: {exc}"
             outcome.dead_letter = DeadLetter(record, "evaluation_error", type(exc).__name__, detail)
+            return  # the partial state changes are dropped with the overlay
+        outcome.pending = overlay
+        if not self._defer_state:
+            self.commit(outcome)
+
+    @staticmethod
+    def commit(outcome: Outcome) -> None:
+        """Apply the state changes of a screened record (after its alerts are acknowledged)."""
+        if outcome.pending is not None:
+            outcome.pending.commit()
+            outcome.pending = None
+
+    @staticmethod
+    def _seen_before(event: Event, state: StateStore) -> bool:
+        """Whether this account already had an event with this id (and remember it if not)."""
+        key = state_key("#seen", event.account_id)
+        seen: dict[str, int] = state.get(key) or {}
+        if event.event_id in seen:
+            return True
+        t = epoch_ms(event.timestamp)
+        seen[event.event_id] = t
+        if len(seen) > DEDUPE_MAX_IDS or min(seen.values()) < t - DEDUPE_WINDOW_MS:
+            newest = max(seen.values())
+            kept = sorted(((v, k) for k, v in seen.items() if v >= newest - DEDUPE_WINDOW_MS), reverse=True)
+            seen = {k: v for v, k in kept[:DEDUPE_MAX_IDS]}
+        state.set(key, seen)
+        return False

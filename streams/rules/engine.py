@@ -108,10 +108,15 @@ class Ruleset:
         key = state_key(rule.spec.id + "#suppress", finding.event.account_id)
         last = state.get(key)
         moment = epoch_ms(finding.event_time)
-        if last is not None and last <= moment < last + rule.suppress_ms:
+        alert_id = alert_id_for(rule.spec.id, rule.spec.version, finding.event_ids)
+        if last is not None and last["at"] <= moment < last["at"] + rule.suppress_ms:
+            # The very alert that started the period, met again (a record re-processed after
+            # a crash), is raised again rather than lost: consumers dedupe on its id.
+            if last["id"] == alert_id:
+                return True
             observer.suppressed(rule.spec.id)
             return False
-        state.set(key, moment)
+        state.set(key, {"at": moment, "id": alert_id})
         return True
 
     def _alert(self, rule: CompiledRule, finding: Finding, detected_at: datetime) -> FreezeAlert:

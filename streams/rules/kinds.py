@@ -158,12 +158,20 @@ def _late(marks: dict[str, int], event: Event, t: int, tolerance: int) -> bool:
     return latest is not None and t < latest - tolerance
 
 
-def _insert(items: list[list[Any]], entry: list[Any]) -> None:
-    """Add ``entry`` keeping ``items`` ordered by (time, event id); in-order arrival is O(1)."""
-    if items and (items[-1][0], items[-1][1]) > (entry[0], entry[1]):
-        bisect.insort(items, entry, key=lambda e: (e[0], e[1]))
-    else:
+def _insert(items: list[list[Any]], entry: list[Any]) -> bool:
+    """Add ``entry`` keeping ``items`` ordered by (time, event id); in-order arrival is O(1).
+
+    An entry for an event already present is not added again (returns False): a record
+    re-processed after a crash must not count twice.
+    """
+    position = bisect.bisect_left(items, (entry[0], entry[1]), key=lambda e: (e[0], e[1]))
+    if position < len(items) and items[position][0] == entry[0] and items[position][1] == entry[1]:
+        return False
+    if position == len(items):
         items.append(entry)
+    else:
+        items.insert(position, entry)
+    return True
 
 
 def _drop_until(items: list[list[Any]], horizon: int) -> None:
