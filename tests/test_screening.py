@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from tests.factories import RONIN_EXPLOITER, deposit, raw, withdrawal
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = load_ruleset([REPO / "rules"])
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def record(value: bytes | None, offset: int = 0, topic: str = "deposits") -> Record:
