@@ -73,6 +73,9 @@ class SentinelApp(faust.App):
             datadir=settings.data_dir,
             store="memory://",
             topic_replication_factor=settings.replication_factor,
+            # A killed worker's partitions move to the others after this long, not Faust's 60 s.
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         )
         self.settings = settings
         # Windows, sequences and suppression periods of stateful rules. In memory, rebuilt
@@ -151,9 +154,7 @@ def create_app(settings: Settings | None = None) -> SentinelApp:
     """Build the worker app from settings (the environment by default)."""
     settings = settings or Settings()
     ruleset = load_ruleset(settings.rule_paths)
-    log.info(
-        "loaded ruleset %s: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files)
-    )
+    log.info("loaded ruleset %s: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
     return SentinelApp(settings, ruleset)
 
 

@@ -65,9 +65,7 @@ class BacktestReport:
         for (rule_id, exception_id), count in sorted(held.exceptions.items()):
             rows.append(f"  excepted: {rule_id} ({exception_id}): {count}")
         rows += [f"  suppressed: {rule}: {count}" for rule, count in sorted(held.suppressions.items())]
-        rows += [
-            f"  late (not in state): {rule}: {count}" for rule, count in sorted(held.late_events.items())
-        ]
+        rows += [f"  late (not in state): {rule}: {count}" for rule, count in sorted(held.late_events.items())]
         rows += [f"  evicted from state: {rule}: {count}" for rule, count in sorted(held.evictions.items())]
         return "\n".join(rows)
 

@@ -35,9 +35,7 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        raise SystemExit(
-            f"sentinel: bad setting {'.'.join(map(str, error['loc']))}: {error['msg']}"
-        ) from None
+        raise SystemExit(f"sentinel: bad setting {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
 
 
 def _ruleset(paths: Sequence[str]) -> Ruleset:
@@ -76,8 +74,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
         info = address_list.info
         dupes = f", {address_list.duplicates} duplicate(s) merged" if address_list.duplicates else ""
         print(
-            f"  list {info.id:<24} {len(address_list):>9} addresses  {info.category:<10} "
-            f"version {info.version}{dupes}"
+            f"  list {info.id:<24} {len(address_list):>9} addresses  {info.category:<10} version {info.version}{dupes}"
         )
     for rule in ruleset.rules:
         spec = rule.spec
@@ -156,9 +153,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sentinel``."""
-    parser = argparse.ArgumentParser(
-        prog="sentinel", description="deposit-sentinel: freeze alerts from Kafka."
-    )
+    parser = argparse.ArgumentParser(prog="sentinel", description="deposit-sentinel: freeze alerts from Kafka.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -38,6 +38,13 @@ MAX_INTEGER_DIGITS = 24
 MAX_FRACTION_DIGITS = 18
 MAX_ADDRESS_LENGTH = 128
 MAX_ADDRESSES = 1000
+#: A ledger event is a few hundred bytes; anything far larger is not one (and would slow
+#: every worker that parses it).
+MAX_EVENT_BYTES = 64 * 1024
+#: Timestamps before the first block of Bitcoin, or more than a day ahead of this clock,
+#: are corrupt: a far-future time would also make every later event of the account "late".
+EARLIEST_TIMESTAMP = datetime(2009, 1, 3, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)
 
 _DECIMAL = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
 _ADDRESS = re.compile(rf"\S{{1,{MAX_ADDRESS_LENGTH}}}\Z")
@@ -93,18 +100,21 @@ def _utc_timestamp(value: Any) -> datetime:
     # Python's fromisoformat takes at most microseconds; drop extra nanosecond digits.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
-        return datetime.fromisoformat(text).astimezone(UTC)
+        moment = datetime.fromisoformat(text).astimezone(UTC)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a valid date and time ({exc})") from None
+    if moment < EARLIEST_TIMESTAMP:
+        raise ValueError(f"{value!r} is before 2009-01-03, the first block of any chain we screen")
+    if moment > datetime.now(UTC) + MAX_FUTURE:
+        raise ValueError(f"{value!r} is more than a day in the future")
+    return moment
 
 
 def _address(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
     if not _ADDRESS.match(value):
-        raise ValueError(
-            f"must be a non-empty address of at most {MAX_ADDRESS_LENGTH} characters without spaces"
-        )
+        raise ValueError(f"must be a non-empty address of at most {MAX_ADDRESS_LENGTH} characters without spaces")
     return value
 
 
@@ -189,6 +199,8 @@ def parse_event(raw: bytes | None, expected: EventType | None = None) -> Event:
     """
     if raw is None:
         raise EventError("empty_value", "record has no value (a tombstone), expected a JSON event")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventError("too_large", f"value is {len(raw)} bytes; an event is at most {MAX_EVENT_BYTES}")
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -197,7 +209,27 @@ def parse_event(raw: bytes | None, expected: EventType | None = None) -> Event:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise EventError("invalid_json", f"value is not JSON: {exc}") from None
+    if _has_duplicate_keys(raw, data):
+        # JSON parsers keep one of the two silently; which amount was meant is unknowable.
+        raise EventError("invalid_json", "an object has the same key twice")
     return event_from_dict(data, expected)
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?')
+
+
+def _has_duplicate_keys(raw: bytes, data: Any) -> bool:
+    """Whether the text has more object keys than the parsed value kept."""
+    written = sum(1 for match in _JSON_STRING.finditer(raw) if match.group(1))
+    return written != _count_keys(data)
+
+
+def _count_keys(value: Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_count_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_keys(v) for v in value)
+    return 0
 
 
 def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
@@ -206,9 +238,7 @@ def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
         raise EventError("invalid_json", f"value is a JSON {type(data).__name__}, expected an object")
     declared = data.get("type")
     if declared is not None and declared not in _MODELS:
-        raise EventError(
-            "invalid_field", f"field 'type': {str(declared)[:40]!r} is not deposit or withdrawal"
-        )
+        raise EventError("invalid_field", f"field 'type': {str(declared)[:40]!r} is not deposit or withdrawal")
     if expected is not None:
         if declared is not None and declared != expected:
             raise EventError("type_mismatch", f"a {declared} on the {expected}s topic")

@@ -58,9 +58,7 @@ def _timestamp(line: bytes) -> datetime | None:
 
 async def produce_file(path: Path, settings: Settings, *, shift_to_now: bool = False) -> int:
     """Produce every line of ``path``; return how many records were acknowledged."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_list, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_list, acks="all", enable_idempotence=True)
     await producer.start()
     count = 0
     try:

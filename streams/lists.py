@@ -164,9 +164,7 @@ def _csv_entries(
         header = reader.fieldnames or []
         for wanted in (address_column, label_column, *attribute_columns):
             if wanted and wanted not in header:
-                raise ListFileError(
-                    f"{path}:1: column {wanted!r} not in header ({', '.join(header) or 'empty'})"
-                )
+                raise ListFileError(f"{path}:1: column {wanted!r} not in header ({', '.join(header) or 'empty'})")
         for row in reader:
             address = (row.get(address_column) or "").strip()
             if not address:

@@ -94,6 +94,15 @@ class Outcome:
         return "alerted" if self.alerts else "clean"
 
 
+def _check_key(key: bytes | None, event: Event) -> None:
+    """Input records must be keyed by account: per-account order and state depend on it."""
+    if key is None:
+        raise EventError("missing_key", "record has no key; input topics are keyed by account_id")
+    if key != event.account_id.encode():
+        shown = key[:40].decode(errors="replace")
+        raise EventError("key_mismatch", f"record key {shown!r} is not the event's account_id")
+
+
 #: How long (event time) and how many event ids per account are remembered to drop resends.
 DEDUPE_WINDOW_MS = 24 * 3_600_000
 DEDUPE_MAX_IDS = 10_000
@@ -139,9 +148,12 @@ class Screening:
         """Decode and validate ``record``; an invalid one gets its dead letter."""
         expected: EventType | None = self.topic_types.get(record.topic)  # type: ignore[assignment]
         try:
-            return Outcome(record, parse_event(record.value, expected))
+            event = parse_event(record.value, expected)
+            if expected is not None:
+                _check_key(record.key, event)
         except EventError as exc:
             return Outcome(record, dead_letter=DeadLetter(record, exc.reason, "EventError", exc.detail))
+        return Outcome(record, event)
 
     def evaluate(self, outcome: Outcome) -> None:
         """Fill in the alerts of a parsed outcome; a failure becomes its dead letter.

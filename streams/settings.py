@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         "rules",
         description=f"Rule directories or files, separated by {os.pathsep!r}; later ones add to them.",
     )
+    session_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds without heartbeat before the group gives a dead worker's partitions away.",
+    )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds to.")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
     data_dir: str = Field(".local/worker", description="Faust's local data directory.")

@@ -70,14 +70,10 @@ class AlertSink:
             await self._send_alerts(outcome.alerts, outcome.record.timestamp)
 
     async def _send_alerts(self, alerts: Sequence[FreezeAlert], broker_time: float | None) -> None:
-        await asyncio.gather(
-            *(self._send(self.alerts_topic, alert.key(), alert.to_json(), []) for alert in alerts)
-        )
+        await asyncio.gather(*(self._send(self.alerts_topic, alert.key(), alert.to_json(), []) for alert in alerts))
         done = time.time()
         for alert in alerts:
-            metrics.ALERTS.labels(
-                alert.rule_id, alert.typology, alert.severity, alert.action, alert.mode
-            ).inc()
+            metrics.ALERTS.labels(alert.rule_id, alert.typology, alert.severity, alert.action, alert.mode).inc()
             metrics.EVENT_TO_ALERT.observe(max(0.0, done - alert.event_time.timestamp()))
         if broker_time is not None:
             metrics.BROKER_TO_ALERT.observe(max(0.0, done - broker_time))
@@ -106,9 +102,7 @@ class AlertSink:
             letter.detail[:200],
         )
 
-    async def _send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> None:
+    async def _send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         if self._producer is None:
             raise RuntimeError("AlertSink.emit called before start")
         backoff = 0.1

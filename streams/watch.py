@@ -67,9 +67,7 @@ async def watch(
         if loop.time() > give_up:
             await consumer.stop()
             missing = topics - {tp.topic for tp in consumer.assignment()}
-            raise SystemExit(
-                f"sentinel: topic(s) {', '.join(sorted(missing))} not found (run: sentinel topics create)"
-            )
+            raise SystemExit(f"sentinel: topic(s) {', '.join(sorted(missing))} not found (run: sentinel topics create)")
         await asyncio.sleep(0.05)
     partitions = sorted(consumer.assignment())
     if from_beginning:

@@ -40,6 +40,14 @@ def kafka_bootstrap() -> Iterator[str]:
         subprocess.run([str(BROKER_SCRIPT), "stop"], env=env, timeout=120, check=False)
 
 
+@pytest.fixture(scope="session")
+def broker_env(kafka_bootstrap: str) -> dict[str, str] | None:
+    """The environment that makes deploy/kafka/broker.sh act on the test broker (None if external)."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return None
+    return {"SENTINEL_KAFKA_HOME": str(REPO / ".local" / "kafka-test")}
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique suffix, so each test has its own topics and consumer group."""

@@ -62,9 +62,7 @@ def test_rules_test_reports_a_failing_case(tmp_path: Path) -> None:
 
 def test_backtest_writes_alerts_as_on_the_topic(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    events.write_bytes(
-        raw(deposit(event_id="bad", from_addresses=[RONIN_EXPLOITER])) + b"\n" + raw(deposit()) + b"\n"
-    )
+    events.write_bytes(raw(deposit(event_id="bad", from_addresses=[RONIN_EXPLOITER])) + b"\n" + raw(deposit()) + b"\n")
     alerts = tmp_path / "alerts.jsonl"
     result = sentinel("backtest", "--input", str(events), "--output", str(alerts), "--rules", "rules")
     assert result.returncode == 0, result.stderr

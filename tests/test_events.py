@@ -67,6 +67,11 @@ def test_files_need_a_type_on_every_line() -> None:
         (raw(deposit(account_id="")), "invalid_field", "'account_id'"),
         (raw(deposit(to_address=" 0xabc")), "invalid_field", "without spaces"),
         (raw(deposit(type="transfer")), "invalid_field", "'type'"),
+        (raw(deposit(timestamp="2008-12-31T23:59:59Z")), "invalid_field", "before 2009-01-03"),
+        (raw(deposit(timestamp="2999-01-01T00:00:00Z")), "invalid_field", "in the future"),
+        (raw(deposit(memo="x" * 70_000)), "too_large", "bytes"),
+        (b'{"type": "deposit", "amount": "1", "amount": "1000000"}', "invalid_json", "same key twice"),
+        (b"[" * 5000 + b"]" * 5000, "invalid_json", "not JSON"),
     ],
 )
 def test_bad_input_has_a_reason_and_says_what_is_wrong(value: bytes | None, reason: str, words: str) -> None:

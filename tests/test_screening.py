@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.events import format_timestamp
@@ -18,8 +19,10 @@ RULES = load_ruleset([REPO / "rules"])
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def record(value: bytes | None, offset: int = 0, topic: str = "deposits") -> Record:
-    return Record(topic, 1, offset, b"acct-1", value, [("trace", b"abc")], 1.0)
+def record(value: bytes | None, offset: int = 0, topic: str = "deposits", key: bytes | None = b"") -> Record:
+    if key == b"":  # keyed by account, as producers must
+        key = orjson.loads(value)["account_id"].encode() if value and value.startswith(b'{"') else b"acct-1"
+    return Record(topic, 1, offset, key, value, [("trace", b"abc")], 1.0)
 
 
 def fan_in(n: int) -> list[Record]:
@@ -111,3 +114,14 @@ def test_a_withdrawal_on_the_withdrawals_topic() -> None:
     screening = Screening(RULES, {"withdrawals": "withdrawal"})
     outcome = screening.screen_one(record(raw(withdrawal(type=...)), topic="withdrawals"))
     assert outcome.result == "clean"
+
+
+@pytest.mark.parametrize(("key", "reason"), [(None, "missing_key"), (b"acct-2", "key_mismatch")])
+def test_input_records_must_be_keyed_by_account(key: bytes | None, reason: str) -> None:
+    screening = Screening(RULES, {"deposits": "deposit"})
+    outcome = screening.screen_one(record(raw(deposit()), key=key))
+    assert outcome.dead_letter is not None and outcome.dead_letter.reason == reason
+
+
+def test_files_have_no_keys_to_check() -> None:
+    assert Screening(RULES).screen_one(Record("file", 0, 1, None, raw(deposit()))).result == "clean"

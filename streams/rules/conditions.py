@@ -95,9 +95,7 @@ def compile_condition(node: Any, lists: Mapping[str, AddressList], macros: Macro
     return _compile(node, (), lists, macros or Macros({}, lists))
 
 
-def _compile(
-    node: Any, path: tuple[str | int, ...], lists: Mapping[str, AddressList], macros: Macros
-) -> Condition:
+def _compile(node: Any, path: tuple[str | int, ...], lists: Mapping[str, AddressList], macros: Macros) -> Condition:
     if not isinstance(node, Mapping) or not node:
         raise ConditionError(path, "a condition must be a mapping such as {field: amount, gte: 100}")
     if "all" in node or "any" in node:
@@ -116,9 +114,7 @@ def _compile(
         return macros.resolve(node["macro"], (*path, "macro"))
     if "field" in node:
         return _compile_field(node, path, lists)
-    raise ConditionError(
-        path, f"unknown condition {sorted(node)}; use all, any, not, macro, or field with an operator"
-    )
+    raise ConditionError(path, f"unknown condition {sorted(node)}; use all, any, not, macro, or field with an operator")
 
 
 def _only(node: Mapping[str, Any], path: tuple[str | int, ...], allowed: set[str]) -> None:
@@ -127,9 +123,7 @@ def _only(node: Mapping[str, Any], path: tuple[str | int, ...], allowed: set[str
         raise ConditionError((*path, extra[0]), f"unexpected key {extra[0]!r} here")
 
 
-def _compile_field(
-    node: Mapping[str, Any], path: tuple[str | int, ...], lists: Mapping[str, AddressList]
-) -> Condition:
+def _compile_field(node: Mapping[str, Any], path: tuple[str | int, ...], lists: Mapping[str, AddressList]) -> Condition:
     name = node["field"]
     if name not in FIELDS:
         raise ConditionError((*path, "field"), f"unknown field {name!r}; fields: {', '.join(sorted(FIELDS))}")
@@ -141,17 +135,13 @@ def _compile_field(
     where = (*path, op)
     if op in LIST_OPERATORS:
         if name not in ADDRESS_FIELDS:
-            raise ConditionError(
-                where, f"{op} applies to address fields ({', '.join(sorted(ADDRESS_FIELDS))})"
-            )
+            raise ConditionError(where, f"{op} applies to address fields ({', '.join(sorted(ADDRESS_FIELDS))})")
         if not isinstance(value, str) or value not in lists:
             known = ", ".join(sorted(lists)) or "none defined"
             raise ConditionError(where, f"unknown list {value!r} (lists: {known})")
         return _in_list(name, lists[value], every=op == "all_in_list")
     if op not in COMPARISONS:
-        raise ConditionError(
-            where, f"unknown operator {op!r}; operators: {', '.join(COMPARISONS + LIST_OPERATORS)}"
-        )
+        raise ConditionError(where, f"unknown operator {op!r}; operators: {', '.join(COMPARISONS + LIST_OPERATORS)}")
     if name in DECIMAL_FIELDS:
         return _decimal_comparison(name, op, value, where)
     if name == "from_addresses":
@@ -176,9 +166,7 @@ def _decimal_comparison(name: str, op: str, value: Any, where: tuple[str | int, 
         if not isinstance(value, list):
             raise ConditionError(where, f"{op} takes a list of values")
         options = frozenset(_as_decimal(v, where) for v in value)
-        test: Callable[[Decimal], bool] = (
-            (lambda x: x in options) if op == "in" else (lambda x: x not in options)
-        )
+        test: Callable[[Decimal], bool] = (lambda x: x in options) if op == "in" else (lambda x: x not in options)
     else:
         bound = _as_decimal(value, where)
         test = {

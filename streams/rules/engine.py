@@ -63,8 +63,7 @@ class Ruleset:
     def __post_init__(self) -> None:
         # Rules are grouped by event type once, so evaluation does not filter per event.
         self._by_type = {
-            kind: tuple(r for r in self.rules if r.spec.enabled and kind in r.spec.events)
-            for kind in EVENT_TYPES
+            kind: tuple(r for r in self.rules if r.spec.enabled and kind in r.spec.events) for kind in EVENT_TYPES
         }
 
     def rules_for(self, event_type: str) -> tuple[CompiledRule, ...]:
@@ -225,18 +224,14 @@ def load_ruleset(paths: Sequence[Path | str]) -> Ruleset:
                 rules.append(_compile_rule(raw, index, rule, lists, macros, origin))
             except MacroError as exc:
                 macro_raw, macro_index, macro_path = macro_origins[exc.macro_id]
-                where = position_of(
-                    macro_raw, ("macros", macro_index, "condition", *exc.error.path), str(macro_path)
-                )
+                where = position_of(macro_raw, ("macros", macro_index, "condition", *exc.error.path), str(macro_path))
                 raise RuleFileError(where, f"macro {exc.macro_id!r}: {exc.error.message}") from None
     # A macro no rule uses is still checked, so a broken one is found before it is used.
     for macro_id, (macro_raw, macro_index, macro_path) in macro_origins.items():
         try:
             macros.resolve(macro_id, ())
         except MacroError as exc:
-            where = position_of(
-                macro_raw, ("macros", macro_index, "condition", *exc.error.path), str(macro_path)
-            )
+            where = position_of(macro_raw, ("macros", macro_index, "condition", *exc.error.path), str(macro_path))
             raise RuleFileError(where, f"macro {macro_id!r}: {exc.error.message}") from None
         except ConditionError as exc:
             where = position_of(macro_raw, ("macros", macro_index, "condition"), str(macro_path))
@@ -337,9 +332,7 @@ def _compile_rule(
     try:
         summary = compile_summary(spec.summary, spec.id, spec.name)
     except TemplateError as exc:
-        raise RuleFileError(
-            position_of(raw, ("rules", index, "summary"), origin), str(exc), spec.id
-        ) from None
+        raise RuleFileError(position_of(raw, ("rules", index, "summary"), origin), str(exc), spec.id) from None
     exceptions = tuple(
         RuleException(e.id, e.reason, condition(e.condition, "exceptions", i, "condition"))
         for i, e in enumerate(spec.exceptions)
@@ -395,20 +388,12 @@ def _compile_rule(
         always: Condition = lambda event: []  # noqa: E731 - a step without a condition matches its type
         return SequenceRule(
             **common,
-            start=condition(seq.start.condition, "sequence", "start", "condition")
-            if seq.start.condition
-            else always,
+            start=condition(seq.start.condition, "sequence", "start", "condition") if seq.start.condition else always,
             start_type=seq.start.event,
-            then=condition(seq.then.condition, "sequence", "then", "condition")
-            if seq.then.condition
-            else always,
+            then=condition(seq.then.condition, "sequence", "then", "condition") if seq.then.condition else always,
             then_type=seq.then.event,
             until=(
-                (
-                    condition(seq.until.condition, "sequence", "until", "condition")
-                    if seq.until.condition
-                    else always
-                )
+                (condition(seq.until.condition, "sequence", "until", "condition") if seq.until.condition else always)
                 if seq.until
                 else None
             ),

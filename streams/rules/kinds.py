@@ -364,9 +364,7 @@ class SequenceRule(CompiledRule):
                     "start_value": base,
                     "total": str(accumulated),
                     "reaches": str(self.reaches),
-                    "ratio": str((accumulated / Decimal(base)).quantize(Decimal("0.0001")))
-                    if Decimal(base)
-                    else "n/a",
+                    "ratio": str((accumulated / Decimal(base)).quantize(Decimal("0.0001"))) if Decimal(base) else "n/a",
                 }
             )
         return [Finding(event, [start_id, *used], from_epoch_ms(when), evidence)]

@@ -20,9 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from streams.events import EventType
 from streams.rules.durations import parse_duration_ms
 
-Typology = Literal[
-    "sanctions", "high_risk_exposure", "pass_through", "fan_in", "fan_out", "structuring", "velocity"
-]
+Typology = Literal["sanctions", "high_risk_exposure", "pass_through", "fan_in", "fan_out", "structuring", "velocity"]
 Severity = Literal["critical", "high", "medium", "low"]
 Action = Literal["freeze", "review"]
 Mode = Literal["enforce", "shadow"]
@@ -192,9 +190,7 @@ class RuleSpec(_Strict):
         description="One alert per rule and key per period; default: a correlation's timespan, else none.",
     )
     late_tolerance: Duration = Field("5m", description="How late an event may arrive and still enter state.")
-    max_state: int = Field(
-        10_000, ge=1, le=1_000_000, description="Events (or pending sequences) kept per key."
-    )
+    max_state: int = Field(10_000, ge=1, le=1_000_000, description="Events (or pending sequences) kept per key.")
     summary: str = Field(min_length=1)
     tests: list[RuleTest] = Field(default_factory=list, description="Test cases run by `rules test`.")
 

@@ -63,9 +63,7 @@ def build_events(case: RuleTest) -> list[Event]:
         fields = dict(spec.model_extra or {})
         for i in range(1, spec.repeat + 1):
             n += 1
-            at = start + timedelta(
-                milliseconds=parse_duration_ms(spec.at) + (i - 1) * parse_duration_ms(spec.every)
-            )
+            at = start + timedelta(milliseconds=parse_duration_ms(spec.at) + (i - 1) * parse_duration_ms(spec.every))
             data: dict[str, Any] = {**DEFAULTS[spec.type], "event_id": "e{n}", **fields}
             data = {key: _fill(value, i, n) for key, value in data.items()}
             data["type"] = spec.type
@@ -95,9 +93,7 @@ def run_case(ruleset: Ruleset, rule: RuleSpec, case: RuleTest) -> CaseResult:
     alerts = [a for a in ruleset.evaluate(events, DictStore()) if a.rule_id == rule.id]
     if len(alerts) != len(case.expect):
         got = "; ".join(str(a.event_ids) for a in alerts) or "none"
-        return CaseResult(
-            rule.id, case.name, False, f"expected {len(case.expect)} alert(s), got {len(alerts)}: {got}"
-        )
+        return CaseResult(rule.id, case.name, False, f"expected {len(case.expect)} alert(s), got {len(alerts)}: {got}")
     for number, (alert, expected) in enumerate(zip(alerts, case.expect, strict=True), start=1):
         if expected.event_ids is not None and alert.event_ids != expected.event_ids:
             return CaseResult(

@@ -102,9 +102,7 @@ class LiveRun:
         return int(
             sum(
                 float(v)
-                for v in re.findall(
-                    r"^sentinel_events_consumed_total\{.*\} (\S+)$", self.worker.metrics(), re.M
-                )
+                for v in re.findall(r"^sentinel_events_consumed_total\{.*\} (\S+)$", self.worker.metrics(), re.M)
             )
         )
 
@@ -127,9 +125,7 @@ class LiveRun:
 
     def alerts(self, prefix: str) -> list[dict[str, Any]]:
         records = asyncio.run(
-            collect(
-                self.settings.kafka_bootstrap_servers, [self.settings.alerts_topic], expected=0, settle=0.5
-            )
+            collect(self.settings.kafka_bootstrap_servers, [self.settings.alerts_topic], expected=0, settle=0.5)
         )
         alerts = [orjson.loads(r.value) for r in records]
         return [a for a in alerts if a["account_id"].startswith(prefix)]

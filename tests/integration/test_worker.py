@@ -103,11 +103,7 @@ async def test_alerts_and_dead_letters_are_exactly_what_the_input_calls_for(
     for record in alerts:
         alert = orjson.loads(record.value)
         assert record.key == alert["account_id"].encode()
-        assert (
-            alert["typology"] == "sanctions"
-            and alert["action"] == "freeze"
-            and alert["severity"] == "critical"
-        )
+        assert alert["typology"] == "sanctions" and alert["action"] == "freeze" and alert["severity"] == "critical"
         assert alert["ruleset_version"].startswith("rs-")
         got[alert["alert_id"]] = (alert["account_id"], alert["rule_id"])
     assert len(alerts) == len(expected_alerts), "an alert was duplicated or spurious"

@@ -138,9 +138,7 @@ def test_condition_operators(tmp_path: Path, condition: str, event: dict, fires:
 
 
 def test_summary_is_substitution_not_code(tmp_path: Path) -> None:
-    write_pack(
-        tmp_path, "{field: amount, gte: 0}", summary="{amount.__class__} {amount} {asset!r} {account_id}"
-    )
+    write_pack(tmp_path, "{field: amount, gte: 0}", summary="{amount.__class__} {amount} {asset!r} {account_id}")
     [alert] = load_ruleset([tmp_path]).evaluate([event_from_dict(deposit())])
     assert alert.summary == "{amount.__class__} 1.5 {asset!r} acct-1"
 

@@ -95,9 +95,7 @@ def test_unknown_list(tmp_path: Path) -> None:
 def test_bad_regex(tmp_path: Path) -> None:
     error = error_for(
         tmp_path,
-        GOOD_RULE.replace(
-            "field: from_addresses\n      in_list: bad_guys", "field: asset\n      matches: '(unclosed'"
-        ),
+        GOOD_RULE.replace("field: from_addresses\n      in_list: bad_guys", "field: asset\n      matches: '(unclosed'"),
     )
     assert ":20:7: rule 'bad-sender': condition: bad regular expression" in str(error)
 
@@ -112,9 +110,7 @@ def test_duplicate_rule_id(tmp_path: Path) -> None:
 
 
 def test_duplicate_yaml_key(tmp_path: Path) -> None:
-    error = error_for(
-        tmp_path, GOOD_RULE.replace("    action: freeze\n", "    action: freeze\n    action: review\n")
-    )
+    error = error_for(tmp_path, GOOD_RULE.replace("    action: freeze\n", "    action: freeze\n    action: review\n"))
     assert ":17:5: duplicate key 'action'" in str(error)
 
 
@@ -124,9 +120,7 @@ def test_unknown_placeholder_in_summary(tmp_path: Path) -> None:
 
 
 def test_engine_version_too_new(tmp_path: Path) -> None:
-    error = error_for(
-        tmp_path, GOOD_RULE.replace("required_engine_version: 1", "required_engine_version: 99")
-    )
+    error = error_for(tmp_path, GOOD_RULE.replace("required_engine_version: 1", "required_engine_version: 99"))
     assert ":1:1: needs engine version 99; this engine is version 1" in str(error)
 
 
@@ -145,9 +139,7 @@ def test_list_needs_file_or_addresses(tmp_path: Path) -> None:
 def test_missing_list_file(tmp_path: Path) -> None:
     error = error_for(
         tmp_path,
-        GOOD_RULE.replace(
-            'addresses: ["0xAAAA000000000000000000000000000000000000"]', "file: lists/none.txt"
-        ),
+        GOOD_RULE.replace('addresses: ["0xAAAA000000000000000000000000000000000000"]', "file: lists/none.txt"),
     )
     assert ":3:5: list 'bad_guys':" in str(error) and "cannot read list file" in str(error)
 
@@ -320,9 +312,7 @@ def test_macros_are_shared_across_files(tmp_path: Path) -> None:
 
 
 def test_unknown_macro(tmp_path: Path) -> None:
-    error = error_for(
-        tmp_path, GOOD_RULE.replace("field: from_addresses\n      in_list: bad_guys", "macro: huge")
-    )
+    error = error_for(tmp_path, GOOD_RULE.replace("field: from_addresses\n      in_list: bad_guys", "macro: huge"))
     assert ":19:7: rule 'bad-sender': condition: unknown macro 'huge' (macros: none defined)" in str(error)
 
 
@@ -351,18 +341,13 @@ def test_duplicate_macro(tmp_path: Path) -> None:
 def test_exception_condition_errors_name_the_exception(tmp_path: Path) -> None:
     text = GOOD_RULE.replace(
         "    summary:",
-        "    exceptions:\n"
-        "      - {id: desk, reason: OTC, condition: {field: acount_id, eq: x}}\n"
-        "    summary:",
+        "    exceptions:\n      - {id: desk, reason: OTC, condition: {field: acount_id, eq: x}}\n    summary:",
     )
     error = error_for(tmp_path, text)
     assert "rule 'bad-sender': exceptions.0.condition: unknown field 'acount_id'" in str(error)
 
 
 def test_bad_test_case(tmp_path: Path) -> None:
-    text = (
-        GOOD_RULE
-        + "    tests:\n      - name: t\n        events: [{type: deposit, at: never}]\n        expect: []\n"
-    )
+    text = GOOD_RULE + "    tests:\n      - name: t\n        events: [{type: deposit, at: never}]\n        expect: []\n"
     error = error_for(tmp_path, text)
     assert "rule 'bad-sender': rules.0.tests.0.events.0.at: 'never' is not a duration" in str(error)

@@ -1,0 +1,43 @@
+"""The fault-injection subset that runs in ``make test`` (``make chaos`` runs them all, longer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chaos import harness
+
+pytestmark = pytest.mark.kafka
+
+
+def check(result: harness.ScenarioResult) -> None:
+    print(f"\n{harness.HEADER}\n{result.row()}")
+    assert result.expected > 0, "the input raised no alerts: the scenario tests nothing"
+    assert result.lost == 0, result
+    assert result.spurious == 0, result
+    assert not result.problems, result.problems
+
+
+def test_worker_kill_nine(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
+    check(harness.kill_nine(kafka_bootstrap, tmp_path, broker_env, kills=2, events=1200))
+
+
+def test_graceful_restart(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
+    result = harness.graceful_restart(kafka_bootstrap, tmp_path, broker_env, events=1200)
+    check(result)
+    assert result.duplicates == 0, "a graceful stop commits what it processed: nothing is repeated"
+
+
+def test_alert_topic_refusing_produces(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
+    check(harness.produce_failing(kafka_bootstrap, tmp_path, broker_env, events=600))
+
+
+def test_poison_input(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
+    check(harness.poison(kafka_bootstrap, tmp_path, broker_env, events=1200))
+
+
+def test_broker_killed_and_restarted(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
+    if broker_env is None:
+        pytest.fail("broker faults need the project's own broker; unset KAFKA_BOOTSTRAP_SERVERS")
+    check(harness.broker_outage(kafka_bootstrap, tmp_path, broker_env, "kill", events=1200))
