@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test unit lint typecheck broker-start broker-stop broker-status clean
+.PHONY: help install run test unit chaos lint typecheck broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,9 @@ test: install lint typecheck ## Lint, type-check, unit and integration tests on 
 
 unit: install ## Only the tests that need no broker
 	$(BIN)/pytest -q -m "not kafka"
+
+chaos: install ## Every fault-injection scenario (kill -9 x10, rebalance, broker outages, ...) on a real broker, as a table
+	$(BIN)/python -m tests.chaos.run
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check streams tests

@@ -32,6 +32,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import ConsumerRecord
 
 from streams.backtest import backtest_lines
 from streams.rules.engine import load_ruleset
@@ -191,17 +192,19 @@ class Run:
             time.sleep(0.5)
 
     # -- output --------------------------------------------------------------
-    def alert_ids(self) -> list[str]:
-        async def read() -> list[str]:
+    def read_topic(self, topic: str) -> list[ConsumerRecord]:
+        """Every record of ``topic`` up to its current end."""
+
+        async def read() -> list[ConsumerRecord]:
             consumer = AIOKafkaConsumer(
-                self.settings.alerts_topic,
+                topic,
                 bootstrap_servers=self.bootstrap,
                 group_id=None,
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,
             )
             await consumer.start()
-            ids: list[str] = []
+            records: list[ConsumerRecord] = []
             try:
                 while not consumer.assignment():
                     await asyncio.sleep(0.05)
@@ -209,40 +212,21 @@ class Run:
                 while True:
                     positions = {tp: await consumer.position(tp) for tp in ends}
                     if all(positions[tp] >= end for tp, end in ends.items()):
-                        return ids
+                        return records
                     batches = await consumer.getmany(timeout_ms=500)
                     for batch in batches.values():
-                        ids.extend(orjson.loads(r.value)["alert_id"] for r in batch)
+                        records.extend(batch)
             finally:
                 await consumer.stop()
 
         return asyncio.run(read())
+
+    def alert_ids(self) -> list[str]:
+        return [orjson.loads(r.value)["alert_id"] for r in self.read_topic(self.settings.alerts_topic)]
 
     def dead_letters(self) -> Counter[str]:
-        async def read() -> Counter[str]:
-            consumer = AIOKafkaConsumer(
-                self.settings.dead_letter_topic,
-                bootstrap_servers=self.bootstrap,
-                group_id=None,
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-            )
-            await consumer.start()
-            reasons: Counter[str] = Counter()
-            try:
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    batches = await consumer.getmany(timeout_ms=500)
-                    if not batches and reasons:
-                        break
-                    for batch in batches.values():
-                        for r in batch:
-                            reasons[dict(r.headers)["sentinel.error.reason"].decode()] += 1
-            finally:
-                await consumer.stop()
-            return reasons
-
-        return asyncio.run(read())
+        records = self.read_topic(self.settings.dead_letter_topic)
+        return Counter(dict(r.headers)["sentinel.error.reason"].decode() for r in records)
 
     def score(self, name: str, lines: list[bytes]) -> ScenarioResult:
         expected = {a.alert_id for a in backtest_lines(lines, RULESET).alerts}
@@ -503,12 +487,14 @@ def poison(
         run.wait_caught_up()
         clean_rate = (events // 2) / (time.monotonic() - t0)
         records = []
-        for i, line in enumerate(lines[events // 2 :]):
+        second_half = lines[events // 2 :]
+        every = max(1, len(second_half) // (len(bad) + 1))
+        for i, line in enumerate(second_half):
             data = orjson.loads(line)
             topic = run.settings.withdrawals_topic if data["type"] == "withdrawal" else run.settings.deposits_topic
             records.append((topic, data["account_id"].encode(), line))
-            if i % 50 == 0 and i // 50 < len(bad):
-                key, value, _ = bad[i // 50]
+            if i % every == 0 and i // every < len(bad):
+                key, value, _ = bad[i // every]
                 records.append((run.settings.deposits_topic, key, value))
         # the same event twice: deduplicated, not dead-lettered
         records.append(records[0])
