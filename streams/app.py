@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import faust
 import mode
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import start_http_server
 
 from streams import metrics
+from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
 from streams.rules.engine import Ruleset, load_ruleset
 from streams.screening import Record, Screening
 from streams.settings import Settings
@@ -52,6 +56,75 @@ class _SinkService(mode.Service):
 
     async def on_stop(self) -> None:
         await self.sink.stop()
+
+
+class _ReloadService(mode.Service):
+    """Hot reload: the control topic, SIGHUP and a poll of the rule files (see streams.reload)."""
+
+    def __init__(self, app: SentinelApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sentinel = app
+        self._background: list[asyncio.Task[None]] = []
+
+    async def on_start(self) -> None:
+        settings = self.sentinel.settings
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.sentinel.reloader.reload_files)
+        if settings.control_topic:
+            # Take the published bundle, if any, before the agents screen the first record.
+            self._control = AIOKafkaConsumer(
+                bootstrap_servers=settings.bootstrap_list, group_id=None, enable_auto_commit=False
+            )
+            await self._control.start()
+            await self._catch_up_control()
+            self._background.append(asyncio.create_task(self._follow_control()))
+        if settings.reload_interval > 0:
+            self._background.append(asyncio.create_task(self._poll_files(settings.reload_interval)))
+
+    async def on_stop(self) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.sentinel.settings.control_topic:
+            await self._control.stop()
+
+    async def _poll_files(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.sentinel.reloader.check_files()
+
+    async def _assign_control(self) -> bool:
+        topic = self.sentinel.settings.control_topic
+        if self._control.assignment():
+            return True
+        if topic not in await self._control.topics():
+            return False  # not created yet: `sentinel topics create` or `sentinel rules publish` make it
+        partition = TopicPartition(topic, 0)
+        self._control.assign([partition])
+        await self._control.seek_to_beginning(partition)
+        return True
+
+    async def _catch_up_control(self) -> None:
+        if not await self._assign_control():
+            return
+        partition = TopicPartition(self.sentinel.settings.control_topic, 0)
+        end = (await self._control.end_offsets([partition]))[partition]
+        latest = None
+        while await self._control.position(partition) < end:
+            for records in (await self._control.getmany(timeout_ms=1000)).values():
+                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), latest)
+        if latest is not None and latest.value:
+            self.sentinel.reloader.apply_bundle(latest.value)
+
+    async def _follow_control(self) -> None:
+        while not await self._assign_control():
+            await asyncio.sleep(5)
+        while True:
+            for records in (await self._control.getmany(timeout_ms=1000)).values():
+                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), None)
+                if latest is not None and latest.value:
+                    self.sentinel.reloader.apply_bundle(latest.value)
 
 
 class SentinelApp(faust.App):
@@ -99,6 +172,13 @@ class SentinelApp(faust.App):
         self._account_locks = [asyncio.Lock() for _ in range(ACCOUNT_LOCK_STRIPES)]
         self.sink = AlertSink(settings.bootstrap_list, settings.alerts_topic, settings.dead_letter_topic)
         self._sink_service = _SinkService(self.sink)
+        self.reloader = RulesReloader(
+            settings.rule_paths,
+            self._install_ruleset,
+            on_result=_count_reload,
+            bundle_dir=Path(settings.data_dir) / "bundles",
+        )
+        self._reload_service = _ReloadService(self)
         self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
         self.withdrawals = self.topic(settings.withdrawals_topic, key_type=bytes, value_type=bytes)
         self.agent(self.deposits, name="screen-deposits", concurrency=1)(self._screen)
@@ -107,7 +187,12 @@ class SentinelApp(faust.App):
 
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
         """Start the alert producer before Faust's consumer and agents."""
-        return [self._sink_service, *super().on_init_dependencies()]
+        return [self._sink_service, self._reload_service, *super().on_init_dependencies()]
+
+    def _install_ruleset(self, ruleset: Ruleset, source: str) -> None:
+        # Between two records (this runs on the event loop), so no record sees two rulesets.
+        self.screening.ruleset = ruleset
+        _publish_ruleset(ruleset)
 
     async def _screen(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -143,9 +228,14 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
     return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
 
 
+def _count_reload(result: ReloadResult) -> None:
+    metrics.RULES_RELOADS.labels("success" if result.ok else "failure", result.source).inc()
+
+
 def _publish_ruleset(ruleset: Ruleset) -> None:
     metrics.RULES_LOADED.set(sum(rule.spec.enabled for rule in ruleset.rules))
     metrics.RULESET.info({"version": ruleset.version, "files": str(len(ruleset.files))})
+    metrics.RULESET_LOADED_AT.set_to_current_time()
     for list_id, address_list in ruleset.lists.items():
         metrics.LIST_ENTRIES.labels(list_id).set(len(address_list))
 

@@ -4,6 +4,7 @@
     sentinel topics create                  create the input, alert and dead-letter topics
     sentinel rules check [PATH ...]         validate rule files and print what they define
     sentinel rules test [PATH ...]          run the test cases kept beside each rule
+    sentinel rules publish [DIR ...]        switch every worker to these rules (control topic)
     sentinel backtest --input F --output A  screen a JSONL file offline with the same engine
     sentinel generate --events N --output F write a synthetic event stream (fixed seed)
     sentinel feed FILE [--now]              produce a JSONL file of events to the input topics
@@ -107,6 +108,22 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return 1 if failed or not results else 0
 
 
+def cmd_rules_publish(args: argparse.Namespace) -> int:
+    from streams.reload import make_bundle
+    from streams.topics import publish_bundle
+
+    settings = _settings()
+    paths = args.paths or settings.rule_paths
+    ruleset = _ruleset(paths)  # never publish what would not load
+    try:
+        bundle = make_bundle(paths, source=args.source or ", ".join(paths))
+    except RuleFileError as exc:
+        raise SystemExit(f"sentinel: {exc}") from None
+    asyncio.run(publish_bundle(settings, bundle))
+    print(f"published ruleset {ruleset.version} ({len(bundle)} bytes) to {settings.control_topic}")
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.backtest import backtest_file
 
@@ -174,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     test = rules_sub.add_parser("test", help="run the test cases kept beside each rule")
     test.add_argument("paths", nargs="*", help="rule directories or files (default: $SENTINEL_RULES)")
     test.set_defaults(func=cmd_rules_test)
+
+    publish = rules_sub.add_parser("publish", help="send rule directories to every worker (control topic)")
+    publish.add_argument("paths", nargs="*", help="rule directories (default: $SENTINEL_RULES)")
+    publish.add_argument("--source", help="a note on where this ruleset comes from (e.g. a git commit)")
+    publish.set_defaults(func=cmd_rules_publish)
 
     backtest = commands.add_parser("backtest", help="screen a JSONL file of events offline")
     backtest.add_argument("--input", required=True, help="JSONL, one typed event a line")

@@ -64,6 +64,14 @@ PRODUCE_RETRIES = Counter(
     ["topic"],
 )
 RULES_LOADED = Gauge("sentinel_rules_loaded", "Enabled rules in the running ruleset.")
+RULES_RELOADS = Counter(
+    "sentinel_rules_reload_total",
+    "Attempts to replace the running ruleset, by result (success, failure) and source (files, signal, control).",
+    ["result", "source"],
+)
+RULESET_LOADED_AT = Gauge(
+    "sentinel_ruleset_loaded_timestamp_seconds", "When the running ruleset was installed (Unix time)."
+)
 LIST_ENTRIES = Gauge("sentinel_list_entries", "Distinct addresses on each loaded list.", ["list_id"])
 RULESET = Info("sentinel_ruleset", "The running ruleset.")
 BUILD = Info("sentinel_build", "Version of the running worker.")

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     withdrawals_topic: str = "withdrawals"
     alerts_topic: str = "freeze-alerts"
     dead_letter_topic: str = "sentinel-dlq"
+    control_topic: str = Field(
+        "sentinel-control", description="Compacted topic of published rule bundles; empty turns it off."
+    )
+    reload_interval: float = Field(2.0, ge=0, description="Seconds between looks at the rule files; 0 turns it off.")
     topic_partitions: int = Field(
         4, ge=1, description="Partitions of the topics and the state table; inputs must have this many."
     )

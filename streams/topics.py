@@ -22,7 +22,18 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.withdrawals_topic, settings.topic_partitions, 1, topic_configs=inputs),
         NewTopic(settings.alerts_topic, settings.topic_partitions, 1),
         NewTopic(settings.dead_letter_topic, settings.topic_partitions, 1),
+        *([control_topic_spec(settings)] if settings.control_topic else []),
     ]
+
+
+def control_topic_spec(settings: Settings) -> NewTopic:
+    """One partition (one order for everyone), compacted (the latest bundle is kept)."""
+    return NewTopic(
+        settings.control_topic,
+        1,
+        1,
+        topic_configs={"cleanup.policy": "compact", "max.message.bytes": "1048588"},
+    )
 
 
 async def create_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
@@ -44,3 +55,29 @@ async def create_topics(settings: Settings, replication_factor: int = 1) -> list
     finally:
         await admin.close()
     return created
+
+
+async def publish_bundle(settings: Settings, bundle: bytes) -> None:
+    """Write a rules bundle to the control topic (created, compacted, if missing)."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.reload import BUNDLE_KEY
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_list)
+    await admin.start()
+    try:
+        if settings.control_topic not in set(await admin.list_topics()):
+            try:
+                await admin.create_topics([control_topic_spec(settings)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_list, acks="all", enable_idempotence=True, max_request_size=1_048_576
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.control_topic, value=bundle, key=BUNDLE_KEY)
+    finally:
+        await producer.stop()

@@ -38,6 +38,7 @@ def isolated_settings(bootstrap: str, suffix: str, **overrides: object) -> Setti
         "withdrawals_topic": f"withdrawals-{suffix}",
         "alerts_topic": f"freeze-alerts-{suffix}",
         "dead_letter_topic": f"sentinel-dlq-{suffix}",
+        "control_topic": f"sentinel-control-{suffix}",
         "metrics_port": free_port(),
         "rules": str(REPO / "rules"),
     }
@@ -56,6 +57,8 @@ def settings_env(settings: Settings, data_dir: Path) -> dict[str, str]:
             "SENTINEL_WITHDRAWALS_TOPIC": settings.withdrawals_topic,
             "SENTINEL_ALERTS_TOPIC": settings.alerts_topic,
             "SENTINEL_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+            "SENTINEL_CONTROL_TOPIC": settings.control_topic,
+            "SENTINEL_RELOAD_INTERVAL": str(settings.reload_interval),
             "SENTINEL_METRICS_PORT": str(settings.metrics_port),
             "SENTINEL_RULES": settings.rules,
             "SENTINEL_DATA_DIR": str(data_dir),
