@@ -35,6 +35,7 @@ from streams import metrics
 from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
 from streams.rules.engine import Ruleset, load_ruleset
 from streams.screening import Record, Screening
+from streams.security import client_options, faust_credentials
 from streams.settings import Settings
 from streams.sink import AlertSink
 from streams.state_table import TableStore
@@ -72,9 +73,7 @@ class _ReloadService(mode.Service):
         loop.add_signal_handler(signal.SIGHUP, self.sentinel.reloader.reload_files)
         if settings.control_topic:
             # Take the published bundle, if any, before the agents screen the first record.
-            self._control = AIOKafkaConsumer(
-                bootstrap_servers=settings.bootstrap_list, group_id=None, enable_auto_commit=False
-            )
+            self._control = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
             await self._control.start()
             await self._catch_up_control()
             self._background.append(asyncio.create_task(self._follow_control()))
@@ -134,6 +133,7 @@ class SentinelApp(faust.App):
         super().__init__(
             settings.app_id,
             broker=[f"kafka://{server}" for server in settings.bootstrap_list],
+            broker_credentials=faust_credentials(settings),
             # Values are decoded by our own code, so bad input becomes a dead letter
             # instead of an exception inside Faust's deserialiser; the state table's
             # keys and values are bytes we encode ourselves too.
@@ -149,6 +149,8 @@ class SentinelApp(faust.App):
             # A killed worker's partitions move to the others after this long, not Faust's 60 s.
             broker_session_timeout=settings.session_timeout,
             broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+            # A worker killed during a rebalance holds the group up for this long (Faust: 60 s).
+            broker_rebalance_timeout=max(20.0, 2 * settings.session_timeout),
         )
         self.settings = settings
         # Windows, sequences and suppression periods of stateful rules. In memory, rebuilt
@@ -170,7 +172,7 @@ class SentinelApp(faust.App):
         # Both agents may touch one account's state (a deposit and a withdrawal). Evaluate,
         # produce and commit state under that account's lock, so neither overwrites the other.
         self._account_locks = [asyncio.Lock() for _ in range(ACCOUNT_LOCK_STRIPES)]
-        self.sink = AlertSink(settings.bootstrap_list, settings.alerts_topic, settings.dead_letter_topic)
+        self.sink = AlertSink(client_options(settings), settings.alerts_topic, settings.dead_letter_topic)
         self._sink_service = _SinkService(self.sink)
         self.reloader = RulesReloader(
             settings.rule_paths,

@@ -48,9 +48,15 @@ def _ruleset(paths: Sequence[str]) -> Ruleset:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.app import run_worker
+    from streams.security import check_connection
 
     settings = _settings()
     _ruleset(settings.rule_paths)  # fail fast, with a clear message, before Faust starts
+    try:
+        # One attempt: a wrong password is a configuration error, not a reason to retry forever.
+        asyncio.run(check_connection(settings))
+    except ConnectionError as exc:
+        raise SystemExit(f"sentinel: {exc}") from None
     run_worker(settings)
     return 0
 

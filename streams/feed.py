@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams.events import format_timestamp
+from streams.security import client_options
 from streams.settings import Settings
 
 
@@ -58,7 +59,7 @@ def _timestamp(line: bytes) -> datetime | None:
 
 async def produce_file(path: Path, settings: Settings, *, shift_to_now: bool = False) -> int:
     """Produce every line of ``path``; return how many records were acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_list, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     count = 0
     try:

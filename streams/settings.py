@@ -7,8 +7,10 @@ also honour the conventional ``KAFKA_BOOTSTRAP_SERVERS``. See docs/operations.md
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +46,15 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds without heartbeat before the group gives a dead worker's partitions away.",
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(default=None, description="Never logged; or use sasl_password_file.")
+    sasl_password_file: Path | None = Field(default=None, description="A file holding the password (a secret mount).")
+    ssl_cafile: str | None = Field(default=None, description="CA bundle the brokers' certificates are checked against.")
+    ssl_certfile: str | None = Field(default=None, description="Client certificate, for mutual TLS.")
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds to.")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
     data_dir: str = Field(".local/worker", description="Faust's local data directory.")
@@ -60,6 +71,23 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Settings:
+        if self.security_protocol.startswith("SASL"):
+            if not self.sasl_username:
+                raise ValueError("SASL needs SENTINEL_SASL_USERNAME")
+            if self.sasl_password is None and self.sasl_password_file is None:
+                raise ValueError("SASL needs SENTINEL_SASL_PASSWORD or SENTINEL_SASL_PASSWORD_FILE")
+        return self
+
+    def sasl_secret(self) -> str | None:
+        """The SASL password, from the environment or its file (read when needed, never stored in logs)."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text().strip()
+        return None
 
     @property
     def bootstrap_list(self) -> list[str]:

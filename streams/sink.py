@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -31,7 +32,7 @@ class AlertSink:
 
     def __init__(
         self,
-        bootstrap_servers: Sequence[str],
+        client_options: dict[str, Any],
         alerts_topic: str,
         dead_letter_topic: str,
         *,
@@ -40,13 +41,13 @@ class AlertSink:
         self.alerts_topic = alerts_topic
         self.dead_letter_topic = dead_letter_topic
         self._max_backoff = max_backoff
-        self._bootstrap_servers = list(bootstrap_servers)
+        self._client_options = client_options
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         """Connect to the cluster (the producer must be created inside the event loop)."""
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap_servers,
+            **self._client_options,
             acks="all",
             enable_idempotence=True,
             linger_ms=0,

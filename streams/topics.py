@@ -7,6 +7,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.security import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def control_topic_spec(settings: Settings) -> NewTopic:
 
 async def create_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
     """Create whichever of the project's topics are missing; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_list)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     created = []
     try:
@@ -63,7 +64,7 @@ async def publish_bundle(settings: Settings, bundle: bytes) -> None:
 
     from streams.reload import BUNDLE_KEY
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_list)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         if settings.control_topic not in set(await admin.list_topics()):
@@ -74,7 +75,7 @@ async def publish_bundle(settings: Settings, bundle: bytes) -> None:
     finally:
         await admin.close()
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_list, acks="all", enable_idempotence=True, max_request_size=1_048_576
+        **client_options(settings), acks="all", enable_idempotence=True, max_request_size=1_048_576
     )
     await producer.start()
     try:

@@ -9,6 +9,7 @@ from typing import TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from streams.security import client_options
 from streams.settings import Settings
 
 _COLOURS = {"critical": "\033[1;31m", "high": "\033[31m", "medium": "\033[33m", "low": "\033[36m"}
@@ -52,7 +53,7 @@ async def watch(
 ) -> None:
     """Print alerts and dead letters as they arrive (until cancelled or ``stop_after`` seconds)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_list,
+        **client_options(settings),
         group_id=None,  # a viewer must not move any group's offsets
         enable_auto_commit=False,
     )

@@ -405,13 +405,10 @@ def produce_failing(
         time.sleep(8)
         stuck_lag = run.lag()
         committed = run.committed_offsets()
-        first_alert_offsets = _first_alerting_offsets(run, lines)
-        past = [
-            tp for tp, offset in committed.items() if tp in first_alert_offsets and offset > first_alert_offsets[tp]
-        ]
-        if past:
-            run.problems.append(f"offsets advanced past an unacknowledged alert on {past}")
-        if not first_alert_offsets or stuck_lag <= 0:
+        broken = _alerts_committed_past(run, lines, committed)
+        if broken:
+            run.problems.append(f"input committed past {len(broken)} unacknowledged alert(s), e.g. {broken[0]}")
+        if stuck_lag <= 0:
             run.problems.append("the fault held nothing back: the scenario did not test anything")
         run.notes.append(f"{stuck_lag} records held back while the topic refused alerts")
         run.set_alert_topic_limit(None)
@@ -421,26 +418,31 @@ def produce_failing(
         return run.score("alert topic refuses produces", lines)
 
 
-def _first_alerting_offsets(run: Run, lines: list[bytes]) -> dict[TopicPartition, int]:
-    """Per input partition, the offset of the first record the oracle alerts on."""
+def _alerts_committed_past(run: Run, lines: list[bytes], committed: dict[TopicPartition, int]) -> list[str]:
+    """Oracle alerts none of whose events is still uncommitted.
+
+    While no alert can be acknowledged, the record whose processing raised an alert must
+    stay uncommitted, and that record is one of the alert's events (whichever of them the
+    worker happened to process last). An alert all of whose events are committed was
+    given up on.
+    """
     from aiokafka.partitioner import DefaultPartitioner
 
     partitioner = DefaultPartitioner()
-    alerting = {event_id for a in backtest_lines(lines, RULESET).alerts for event_id in a.event_ids[-1:]}
-    offsets: dict[TopicPartition, int] = {}
+    partitions = list(range(run.settings.topic_partitions))
+    where: dict[str, tuple[TopicPartition, int]] = {}
     counters: Counter[TopicPartition] = Counter()
     for line in lines:
         data = orjson.loads(line)
         topic = run.settings.withdrawals_topic if data["type"] == "withdrawal" else run.settings.deposits_topic
-        key = data["account_id"].encode()
-        tp = TopicPartition(
-            topic,
-            partitioner(key, list(range(run.settings.topic_partitions)), list(range(run.settings.topic_partitions))),
-        )
-        if data["event_id"] in alerting and tp not in offsets:
-            offsets[tp] = counters[tp]
+        tp = TopicPartition(topic, partitioner(data["account_id"].encode(), partitions, partitions))
+        where[data["event_id"]] = (tp, counters[tp])
         counters[tp] += 1
-    return offsets
+    return [
+        alert.alert_id
+        for alert in backtest_lines(lines, RULESET).alerts
+        if all(committed.get(where[e][0], 0) > where[e][1] for e in alert.event_ids)
+    ]
 
 
 def poison_lines() -> list[tuple[bytes | None, bytes | None, str]]:

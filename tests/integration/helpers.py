@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from pydantic import SecretStr
 
 from streams.settings import Settings
 from streams.topics import create_topics
@@ -47,23 +48,15 @@ def isolated_settings(bootstrap: str, suffix: str, **overrides: object) -> Setti
 
 
 def settings_env(settings: Settings, data_dir: Path) -> dict[str, str]:
-    """The environment that makes ``sentinel worker`` use ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_")}
-    env.update(
-        {
-            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "SENTINEL_APP_ID": settings.app_id,
-            "SENTINEL_DEPOSITS_TOPIC": settings.deposits_topic,
-            "SENTINEL_WITHDRAWALS_TOPIC": settings.withdrawals_topic,
-            "SENTINEL_ALERTS_TOPIC": settings.alerts_topic,
-            "SENTINEL_DEAD_LETTER_TOPIC": settings.dead_letter_topic,
-            "SENTINEL_CONTROL_TOPIC": settings.control_topic,
-            "SENTINEL_RELOAD_INTERVAL": str(settings.reload_interval),
-            "SENTINEL_METRICS_PORT": str(settings.metrics_port),
-            "SENTINEL_RULES": settings.rules,
-            "SENTINEL_DATA_DIR": str(data_dir),
-        }
-    )
+    """The environment that makes ``sentinel worker`` use ``settings`` (every field, as SENTINEL_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTINEL_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"SENTINEL_{name.upper()}"] = str(value)
+    env["SENTINEL_DATA_DIR"] = str(data_dir)
     return env
 
 
