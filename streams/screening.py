@@ -18,7 +18,7 @@ from streams.alerts import FreezeAlert
 from streams.events import Event, EventError, EventType, parse_event
 from streams.rules.engine import Ruleset
 from streams.rules.kinds import CountingObserver, EngineObserver, epoch_ms
-from streams.rules.state import DictStore, OverlayStore, StateStore, state_key
+from streams.rules.state import DictStore, DurableStore, OverlayStore, StateStore, state_key
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +121,14 @@ class Screening:
         ruleset: Ruleset,
         topic_types: dict[str, str] | None = None,
         *,
-        state: StateStore | None = None,
+        state: DurableStore | None = None,
         observer: EngineObserver | None = None,
         now: Callable[[], datetime] | None = None,
         defer_state: bool = False,
     ) -> None:
         self.ruleset = ruleset
         self.topic_types = topic_types or {}
-        self.state: StateStore = state if state is not None else DictStore()
+        self.state: DurableStore = state if state is not None else DictStore()
         self.observer: EngineObserver = observer if observer is not None else CountingObserver()
         self._now = now
         self._defer_state = defer_state

@@ -13,21 +13,47 @@ from typing import Any
 import orjson
 from faust.types import TableT
 
+from streams.rules.state import group_of
+
 
 class TableStore:
-    """The engine's :class:`~streams.rules.state.StateStore` on a Faust table of bytes."""
+    """The engine's :class:`~streams.rules.state.StateStore` on a Faust table of bytes.
+
+    All the state of one account (every rule's window or sequences, suppression periods,
+    the event ids already seen) is one table entry, so the changes a record makes reach
+    the changelog as one Kafka record: a crash can lose them all, never half of them.
+    """
 
     def __init__(self, table: TableT[bytes, bytes]) -> None:
         self.table = table
 
+    def _account(self, account: str) -> dict[str, Any]:
+        raw = self.table.get(account.encode())
+        return {} if raw is None else dict(orjson.loads(raw))
+
     def get(self, key: str) -> Any | None:
-        raw = self.table.get(key.encode())
-        return None if raw is None else orjson.loads(raw)
+        account, part = group_of(key)
+        return self._account(account).get(part)
 
     def set(self, key: str, value: Any) -> None:
-        self.table[key.encode()] = orjson.dumps(value)
+        self.write_many({key: value})
 
     def delete(self, key: str) -> None:
-        encoded = key.encode()
-        if encoded in self.table:
-            del self.table[encoded]
+        self.write_many({key: None})
+
+    def write_many(self, changes: dict[str, Any | None]) -> None:
+        by_account: dict[str, dict[str, Any | None]] = {}
+        for key, value in changes.items():
+            account, part = group_of(key)
+            by_account.setdefault(account, {})[part] = value
+        for account, parts in by_account.items():
+            document = self._account(account)
+            for part, value in parts.items():
+                if value is None:
+                    document.pop(part, None)
+                else:
+                    document[part] = value
+            if document:
+                self.table[account.encode()] = orjson.dumps(document)
+            elif account.encode() in self.table:
+                del self.table[account.encode()]

@@ -9,7 +9,7 @@ from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_
 
 INFO = ListInfo("t", "Test list", "custom", "tests", "2026-11-27")
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_OFAC = REPO / "rules" / "lists" / "ofac-sdn-digital-currency-2025-11-19.csv"
+SHIPPED_OFAC = REPO / "rules" / "lists" / "ofac-sdn.csv"
 SHARED_OFAC = REPO.parent / "shared" / "data" / "ofac-sdn-digital-currency-addresses"
 
 

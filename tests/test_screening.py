@@ -125,3 +125,17 @@ def test_input_records_must_be_keyed_by_account(key: bytes | None, reason: str) 
 
 def test_files_have_no_keys_to_check() -> None:
     assert Screening(RULES).screen_one(Record("file", 0, 1, None, raw(deposit()))).result == "clean"
+
+
+def test_worker_state_of_an_account_is_one_table_entry() -> None:
+    """One record's state changes reach the changelog as one record: all or nothing."""
+    from streams.state_table import TableStore
+
+    table: dict[bytes, bytes] = {}
+    screening = Screening(RULES, {"deposits": "deposit"}, state=TableStore(table), defer_state=True)  # type: ignore[arg-type]
+    outcome = screening.screen_one(record(raw(deposit(usd_value="5000"))))
+    assert table == {}
+    screening.commit(outcome)
+    assert list(table) == [b"acct-1"]
+    document = orjson.loads(table[b"acct-1"])
+    assert {"#seen", "pass-through", "fan-in", "velocity"} <= set(document)

@@ -21,6 +21,7 @@ from streams import ENGINE_VERSION
 from streams.alerts import FreezeAlert, alert_id_for
 from streams.events import EVENT_TYPES, Event, format_timestamp
 from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_entries
+from streams.ofac import read_meta
 from streams.rules.conditions import (
     DECIMAL_FIELDS,
     FIELDS,
@@ -195,8 +196,8 @@ def load_ruleset(paths: Sequence[Path | str]) -> Ruleset:
             where = position_of(raw, ("lists", index, "id"), str(path))
             if list_spec.id in lists:
                 raise RuleFileError(where, f"duplicate list id {list_spec.id!r}")
-            lists[list_spec.id] = _load_list(path, list_spec, where)
-            digest.update(lists[list_spec.id].digest.encode())
+            loaded = lists[list_spec.id] = _load_list(path, list_spec, where)
+            digest.update(f"{loaded.info.id}\0{loaded.info.version}\0{loaded.info.source}\0{loaded.digest}".encode())
 
     macro_bodies: dict[str, Any] = {}
     macro_origins: dict[str, tuple[Any, int, Path]] = {}
@@ -292,9 +293,19 @@ def _short(value: Any) -> str:
 
 
 def _load_list(rule_file: Path, spec: ListSpec, where: Position | str) -> AddressList:
-    info = ListInfo(spec.id, spec.name, spec.category, spec.source, spec.version)
     if (spec.file is None) == (spec.addresses is None):
         raise RuleFileError(where, f"list {spec.id!r} needs exactly one of 'file' or 'addresses'")
+    source, version = spec.source, spec.version
+    if spec.file is not None and (source is None or version is None):
+        # An imported list (e.g. `sentinel lists import-ofac`) says what it is in a sidecar.
+        meta = read_meta(rule_file.parent / spec.file) or {}
+        source = source or meta.get("source")
+        version = version or meta.get("version")
+    if not source or not version:
+        raise RuleFileError(
+            where, f"list {spec.id!r} needs 'source' and 'version' (or a {spec.file or 'FILE'}.meta.json beside it)"
+        )
+    info = ListInfo(spec.id, spec.name, spec.category, str(source), str(version))
     if spec.addresses is not None:
         return AddressList.from_entries(info, (ListEntry(a, spec.entity) for a in spec.addresses))
     path = (rule_file.parent / spec.file).resolve() if spec.file else rule_file

@@ -118,8 +118,12 @@ class ListSpec(_Strict):
     id: str = Field(pattern=IDENTIFIER)
     name: str = Field(min_length=1)
     category: Category
-    source: str = Field(min_length=1, description="Where the data comes from (URL, repository, team).")
-    version: str = Field(min_length=1, description="Snapshot or issue date of the data.")
+    source: str | None = Field(
+        default=None, min_length=1, description="Where the data comes from; default: the file's .meta.json."
+    )
+    version: str | None = Field(
+        default=None, min_length=1, description="Snapshot or issue date; default: the file's .meta.json."
+    )
     file: str | None = Field(default=None, description="Path relative to the rule file.")
     format: Literal["txt", "csv", "json"] | None = None
     address_column: str = "address"

@@ -26,6 +26,13 @@ class StateStore(Protocol):
         """Forget ``key`` (no error if absent)."""
 
 
+class DurableStore(StateStore, Protocol):
+    """A store that can apply a record's changes together (the worker's table, the backtest's dict)."""
+
+    def write_many(self, changes: dict[str, Any | None]) -> None:
+        """Apply several writes (``None`` deletes) as one change, where the store can."""
+
+
 class DictStore:
     """State in a dict: for backtests, rule tests and unit tests.
 
@@ -46,6 +53,13 @@ class DictStore:
     def delete(self, key: str) -> None:
         self.raw.pop(key, None)
 
+    def write_many(self, changes: dict[str, Any | None]) -> None:
+        for key, value in changes.items():
+            if value is None:
+                self.delete(key)
+            else:
+                self.set(key, value)
+
     @property
     def data(self) -> dict[str, Any]:
         """A decoded copy of everything stored (for tests and debugging)."""
@@ -60,6 +74,12 @@ def state_key(rule_id: str, group: str) -> str:
     return f"{rule_id}\x1f{group}"
 
 
+def group_of(key: str) -> tuple[str, str]:
+    """(group, rule part) of a key made by :func:`state_key`."""
+    rule, _, group = key.rpartition("\x1f")
+    return group, rule
+
+
 class OverlayStore:
     """Buffers writes over a base store until :meth:`commit`.
 
@@ -70,7 +90,7 @@ class OverlayStore:
 
     _DELETED = object()
 
-    def __init__(self, base: StateStore) -> None:
+    def __init__(self, base: DurableStore) -> None:
         self.base = base
         self.changes: dict[str, Any] = {}
 
@@ -87,10 +107,6 @@ class OverlayStore:
         self.changes[key] = self._DELETED
 
     def commit(self) -> None:
-        """Apply the buffered writes to the base store."""
-        for key, value in self.changes.items():
-            if value is self._DELETED:
-                self.base.delete(key)
-            else:
-                self.base.set(key, value)
+        """Apply the buffered writes to the base store, as one change where it can."""
+        self.base.write_many({k: (None if v is self._DELETED else v) for k, v in self.changes.items()})
         self.changes.clear()

@@ -29,7 +29,14 @@ EVENT_PLACEHOLDERS = (
     "to_address",
     "from_addresses",
 )
-MATCH_PLACEHOLDERS = ("matched_address", "matched_label", "list_name", "list_version", "list_source")
+MATCH_PLACEHOLDERS = (
+    "matched_address",
+    "matched_label",
+    "matched_programs",
+    "list_name",
+    "list_version",
+    "list_source",
+)
 RULE_PLACEHOLDERS = ("rule_id", "rule_name")
 WINDOW_PLACEHOLDERS = ("window_value", "window_events", "window_start", "timespan")
 SEQUENCE_PLACEHOLDERS = (
@@ -97,8 +104,10 @@ def _match_values(evidence: list[dict[str, Any]]) -> dict[str, str]:
         return {}
     first = hits[0]
     labels = sorted({item["entry"].get("label") for item in hits if item["entry"].get("label")})
+    programs = sorted({p for item in hits for p in str(item["entry"].get("programs", "")).split(";") if p})
     return {
         "matched_address": ", ".join(item["address"] for item in hits),
+        "matched_programs": ", ".join(programs) if programs else "no program given",
         "matched_label": ", ".join(labels) if labels else "an unnamed holder",
         "list_name": first["list"]["name"],
         "list_version": first["list"]["version"],

@@ -41,6 +41,7 @@ def test_ronin_exploiter_deposit_is_a_critical_freeze(shipped) -> None:  # type:
         "sdn_profile_id": "27307",
         "programs": "DPRK3",
         "entry_event_date": "2019-09-13",
+        "asset": "ETH",
     }
     assert match["list"]["version"] == "2025-11-19"
     assert "Lazarus Group" in alert.summary and "acct-1" in alert.summary and "2025-11-19" in alert.summary
