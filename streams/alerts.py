@@ -49,6 +49,8 @@ class FreezeAlert(BaseModel):
     detected_at: datetime
     summary: str
     evidence: dict[str, Any]
+    #: Raised by ``sentinel rescreen`` for an event screened before its address was designated.
+    retroactive: bool = False
     schema_version: Literal[1] = 1
 
     @field_serializer("event_time", "detected_at")

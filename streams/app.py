@@ -23,6 +23,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,27 @@ class SentinelApp(faust.App):
 
     def _install_ruleset(self, ruleset: Ruleset, source: str) -> None:
         # Between two records (this runs on the event loop), so no record sees two rulesets.
+        previous = self.screening.ruleset
         self.screening.ruleset = ruleset
         _publish_ruleset(ruleset)
+        for list_id, new in ruleset.lists.items():
+            old = previous.lists.get(list_id)
+            if old is None or old.digest == new.digest:
+                continue
+            added = len(new.entries.keys() - old.entries.keys())
+            removed = len(old.entries.keys() - new.entries.keys())
+            metrics.LIST_CHANGES.labels(list_id, "added").inc(added)
+            metrics.LIST_CHANGES.labels(list_id, "removed").inc(removed)
+            log.warning(
+                "list %s changed (%s): version %s -> %s, %d added, %d removed, %d addresses",
+                list_id,
+                source,
+                old.info.version,
+                new.info.version,
+                added,
+                removed,
+                len(new),
+            )
 
     async def _screen(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -240,6 +260,11 @@ def _publish_ruleset(ruleset: Ruleset) -> None:
     metrics.RULESET_LOADED_AT.set_to_current_time()
     for list_id, address_list in ruleset.lists.items():
         metrics.LIST_ENTRIES.labels(list_id).set(len(address_list))
+        try:
+            issued = datetime.fromisoformat(address_list.info.version).replace(tzinfo=UTC)
+            metrics.LIST_VERSION_TIME.labels(list_id).set(issued.timestamp())
+        except ValueError:
+            pass  # a version that is not a date
 
 
 def create_app(settings: Settings | None = None) -> SentinelApp:

@@ -6,6 +6,9 @@
     sentinel rules test [PATH ...]          run the test cases kept beside each rule
     sentinel rules publish [DIR ...]        switch every worker to these rules (control topic)
     sentinel backtest --input F --output A  screen a JSONL file offline with the same engine
+    sentinel lists import-ofac SDN.xml.bz2  write rules/lists/ofac-sdn.csv from OFAC's SDN Advanced XML
+    sentinel lists diff OLD NEW             addresses added and removed per entity
+    sentinel rescreen --since 365d --old L  alert on past events touching newly designated addresses
     sentinel generate --events N --output F write a synthetic event stream (fixed seed)
     sentinel feed FILE [--now]              produce a JSONL file of events to the input topics
     sentinel watch [--from-beginning]       print alerts and dead letters as they arrive
@@ -20,12 +23,14 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from streams import __version__
+from streams.lists import AddressList
 from streams.rules.engine import Ruleset, load_ruleset
 from streams.rules.source import RuleFileError
 from streams.settings import Settings
@@ -130,6 +135,80 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lists_import_ofac(args: argparse.Namespace) -> int:
+    from streams.ofac import read_sdn_advanced, write_list
+
+    source = Path(args.file)
+    if not source.is_file():
+        raise SystemExit(f"sentinel: {source}: no such file")
+    started = time.perf_counter()
+    try:
+        report = read_sdn_advanced(source)
+    except Exception as exc:  # a damaged download must say so, not dump a traceback
+        raise SystemExit(f"sentinel: {source}: not a readable SDN Advanced XML file: {exc}") from None
+    if not report.addresses:
+        raise SystemExit(f"sentinel: {source}: no digital-currency addresses found; refusing to write an empty list")
+    output = Path(args.output)
+    write_list(report, output, f"US Treasury OFAC SDN Advanced XML ({source.name}), issued {report.issue_date}")
+    print(report.summary())
+    print(f"wrote {output} in {time.perf_counter() - started:.1f}s")
+    if args.publish:
+        return cmd_rules_publish(argparse.Namespace(paths=None, source=f"OFAC SDN {report.issue_date}"))
+    return 0
+
+
+def cmd_lists_diff(args: argparse.Namespace) -> int:
+    from streams.ofac import diff_lists
+    from streams.rescreen import load_sdn_list
+
+    old, new = load_sdn_list(Path(args.old)), load_sdn_list(Path(args.new))
+
+    def by_key(address_list: AddressList) -> dict[str, tuple[str, str]]:
+        return {key: (e.address, e.label or "unnamed") for key, e in address_list.entries.items()}
+
+    changes = diff_lists(by_key(old), by_key(new))
+    added = sum(len(c.added) for c in changes)
+    removed = sum(len(c.removed) for c in changes)
+    print(f"{old.info.version} -> {new.info.version}: {added} added, {removed} removed, {len(changes)} entities")
+    for change in changes:
+        print(f"\n{change.entity}: +{len(change.added)} -{len(change.removed)}")
+        print("".join(f"  + {a}\n" for a in change.added) + "".join(f"  - {a}\n" for a in change.removed), end="")
+    return 0
+
+
+def cmd_rescreen(args: argparse.Namespace) -> int:
+    from streams import rescreen
+
+    settings = _settings()
+    new_path = Path(args.new)
+    added = rescreen.added_between(rescreen.load_sdn_list(Path(args.old)), rescreen.load_sdn_list(new_path))
+    print(f"{len(added)} address(es) on {new_path.name} ({added.info.version}) that {args.old} did not have")
+    screener = rescreen.Rescreener(added)
+    report = rescreen.RescreenReport()
+    try:
+        since = rescreen.parse_since(args.since)
+    except ValueError as exc:
+        raise SystemExit(f"sentinel: --since: {exc}") from None
+    if args.input:
+        screener.screen_all(rescreen.file_events(Path(args.input)), report)
+    else:
+        until = rescreen.parse_since(args.until) if args.until else rescreen.default_until(new_path)
+        started = time.perf_counter()
+        records = asyncio.run(rescreen.topic_events(settings, since, until))
+        report.seconds += time.perf_counter() - started
+        screener.screen_all(records, report)
+    if args.output:
+        Path(args.output).write_bytes(b"".join(a.to_json() + b"\n" for a in report.alerts))
+    if not args.input and not args.dry_run:
+        present = asyncio.run(rescreen.existing_alert_ids(settings, since))
+        fresh = [a for a in report.alerts if a.alert_id not in present]
+        report.already_alerted = len(report.alerts) - len(fresh)
+        asyncio.run(rescreen.produce_alerts(settings, fresh))
+        report.produced = len(fresh)
+    print(report.table())
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.backtest import backtest_file
 
@@ -202,6 +281,28 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("paths", nargs="*", help="rule directories (default: $SENTINEL_RULES)")
     publish.add_argument("--source", help="a note on where this ruleset comes from (e.g. a git commit)")
     publish.set_defaults(func=cmd_rules_publish)
+
+    lists = commands.add_parser("lists", help="import and compare address lists")
+    lists_sub = lists.add_subparsers(dest="lists_command", required=True)
+    importer = lists_sub.add_parser("import-ofac", help="write the OFAC list from an SDN Advanced XML file")
+    importer.add_argument("file", help="sdn_advanced.xml, .xml.bz2 or .xml.gz")
+    importer.add_argument("--output", default="rules/lists/ofac-sdn.csv")
+    importer.add_argument("--publish", action="store_true", help="then send the rules to every worker")
+    importer.set_defaults(func=cmd_lists_import_ofac)
+    differ = lists_sub.add_parser("diff", help="addresses added and removed per entity between two OFAC lists")
+    differ.add_argument("old", help="list CSV or SDN Advanced XML")
+    differ.add_argument("new", help="list CSV or SDN Advanced XML")
+    differ.set_defaults(func=cmd_lists_diff)
+
+    rescreen = commands.add_parser("rescreen", help="find past events touching newly designated addresses")
+    rescreen.add_argument("--since", required=True, help="how far back: 365d, or a date such as 2025-01-01")
+    rescreen.add_argument("--until", help="up to (default: when the new list was imported)")
+    rescreen.add_argument("--old", required=True, help="the OFAC list before the update (CSV or XML)")
+    rescreen.add_argument("--new", default="rules/lists/ofac-sdn.csv", help="the OFAC list after it")
+    rescreen.add_argument("--input", help="a JSONL file of typed events instead of the topics")
+    rescreen.add_argument("--output", help="also write the alerts found to this JSONL file")
+    rescreen.add_argument("--dry-run", action="store_true", help="report, write nothing to the alert topic")
+    rescreen.set_defaults(func=cmd_rescreen)
 
     backtest = commands.add_parser("backtest", help="screen a JSONL file of events offline")
     backtest.add_argument("--input", required=True, help="JSONL, one typed event a line")

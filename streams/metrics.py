@@ -73,6 +73,14 @@ RULESET_LOADED_AT = Gauge(
     "sentinel_ruleset_loaded_timestamp_seconds", "When the running ruleset was installed (Unix time)."
 )
 LIST_ENTRIES = Gauge("sentinel_list_entries", "Distinct addresses on each loaded list.", ["list_id"])
+LIST_CHANGES = Counter(
+    "sentinel_list_changes_total", "Addresses added to or removed from a list by reloads.", ["list_id", "change"]
+)
+LIST_VERSION_TIME = Gauge(
+    "sentinel_list_version_timestamp_seconds",
+    "The date a list's version names (e.g. the SDN issue date), when it is a date (Unix time).",
+    ["list_id"],
+)
 RULESET = Info("sentinel_ruleset", "The running ruleset.")
 BUILD = Info("sentinel_build", "Version of the running worker.")
 BUILD.info({"version": __version__})
