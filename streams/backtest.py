@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
 from streams.alerts import FreezeAlert
+from streams.events import line_timestamp
 from streams.rules.engine import Ruleset
 from streams.rules.kinds import CountingObserver
 from streams.screening import Record, Screening
@@ -72,11 +71,7 @@ class BacktestReport:
 
 def _event_time(line: bytes) -> datetime:
     """The line's timestamp for ordering; anything unreadable sorts first (it is invalid anyway)."""
-    try:
-        value = orjson.loads(line).get("timestamp")
-        return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return _UNKNOWN_TIME
+    return line_timestamp(line) or _UNKNOWN_TIME
 
 
 def backtest_lines(

@@ -267,6 +267,15 @@ def address_refs(event: Event, field: str) -> list[AddressRef]:
     return [AddressRef(field, a, normalise_address(a)) for a in event.addresses(field)]
 
 
+def line_timestamp(line: bytes) -> datetime | None:
+    """The ``timestamp`` of a JSON line, leniently (for ordering and shifting files), or ``None``."""
+    try:
+        value = orjson.loads(line).get("timestamp")
+        return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00")).astimezone(UTC)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return None
+
+
 def to_json_dict(event: Event) -> dict[str, Any]:
     """The event as a JSON-ready dict: decimals as strings, timestamps in RFC 3339 UTC."""
     data = event.model_dump(mode="json", exclude_none=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams.events import format_timestamp
+from streams.events import format_timestamp, line_timestamp
 from streams.security import client_options
 from streams.settings import Settings
 
@@ -27,7 +27,7 @@ def feed_records(
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     offset = timedelta(0)
     if shift_to is not None:
-        stamps = [_timestamp(line) for line in lines]
+        stamps = [line_timestamp(line) for line in lines]
         known = [s for s in stamps if s is not None]
         if known:
             offset = shift_to - max(known)
@@ -42,19 +42,11 @@ def feed_records(
             continue
         topic = settings.withdrawals_topic if data.get("type") == "withdrawal" else settings.deposits_topic
         key = str(data["account_id"]).encode() if "account_id" in data else None
-        stamp = _timestamp(line)
+        stamp = line_timestamp(line)
         if offset and stamp is not None:
             data["timestamp"] = format_timestamp(stamp + offset)
             line = orjson.dumps(data)
         yield topic, key, line
-
-
-def _timestamp(line: bytes) -> datetime | None:
-    try:
-        value = orjson.loads(line).get("timestamp")
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return None
 
 
 async def produce_file(path: Path, settings: Settings, *, shift_to_now: bool = False) -> int:

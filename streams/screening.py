@@ -196,7 +196,9 @@ class Screening:
             return True
         t = epoch_ms(event.timestamp)
         seen[event.event_id] = t
-        if len(seen) > DEDUPE_MAX_IDS or min(seen.values()) < t - DEDUPE_WINDOW_MS:
+        # Ids are kept in arrival order, which is nearly time order: a look at the first one
+        # (O(1)) tells whether pruning, which is O(n), is due.
+        if len(seen) > DEDUPE_MAX_IDS or next(iter(seen.values())) < t - DEDUPE_WINDOW_MS:
             newest = max(seen.values())
             kept = sorted(((v, k) for k, v in seen.items() if v >= newest - DEDUPE_WINDOW_MS), reverse=True)
             seen = {k: v for v, k in kept[:DEDUPE_MAX_IDS]}

@@ -126,6 +126,15 @@ class CompiledRule:
         """
         raise NotImplementedError
 
+    def _admit(self, current: dict[str, Any], event: Event, t: int, observer: EngineObserver) -> dict[str, Any] | None:
+        """Advance the key's watermark for the event's type, or ``None`` if the event is late."""
+        marks = _watermarks(current)
+        if _late(marks, event, t, self.late_tolerance_ms):
+            observer.late(self.spec.id)
+            return None
+        marks[event.type] = max(t, marks.get(event.type, t))
+        return current
+
 
 @dataclass(frozen=True)
 class EventRule(CompiledRule):
@@ -203,12 +212,10 @@ class CorrelationRule(CompiledRule):
         if value is None:
             return []  # nothing to count: e.g. a sum of usd_value over an event without one
         key = state_key(self.spec.id, event.account_id)
-        current = state.get(key) or {"t": {}, "e": []}
-        marks = _watermarks(current)
-        if _late(marks, event, t, self.late_tolerance_ms):
-            observer.late(self.spec.id)
+        current = self._admit(state.get(key) or {"t": {}, "e": []}, event, t, observer)
+        if current is None:
             return []
-        marks[event.type] = max(t, marks.get(event.type, t))
+        marks = current["t"]
         entries: list[list[Any]] = current["e"]
         _insert(entries, [t, event.event_id, value])
         latest = max(marks.values())
@@ -285,12 +292,10 @@ class SequenceRule(CompiledRule):
         if not (is_start or is_then or is_until):
             return []
         key = state_key(self.spec.id, event.account_id)
-        current = state.get(key) or {"t": {}, "s": [], "n": [], "u": []}
-        marks = _watermarks(current)
-        if _late(marks, event, t, self.late_tolerance_ms):
-            observer.late(self.spec.id)
+        current = self._admit(state.get(key) or {"t": {}, "s": [], "n": [], "u": []}, event, t, observer)
+        if current is None:
             return []
-        marks[event.type] = max(t, marks.get(event.type, t))
+        marks = current["t"]
         starts: list[list[Any]] = current["s"]
         thens: list[list[Any]] = current["n"]
         untils: list[list[Any]] = current["u"]
