@@ -25,12 +25,11 @@ import signal
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client import start_http_server
 
 from streams import metrics
 from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
@@ -40,6 +39,7 @@ from streams.security import client_options, faust_credentials
 from streams.settings import Settings
 from streams.sink import AlertSink
 from streams.state_table import TableStore
+from streams.web import WebService
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,10 @@ class SentinelApp(faust.App):
             bundle_dir=Path(settings.data_dir) / "bundles",
         )
         self._reload_service = _ReloadService(self)
+        self._web_service = (
+            WebService(settings.metrics_host, settings.metrics_port, self.readiness) if settings.metrics_port else None
+        )
+        self.timer(5.0, name="sentinel-gauges")(self._update_gauges)
         self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
         self.withdrawals = self.topic(settings.withdrawals_topic, key_type=bytes, value_type=bytes)
         self.agent(self.deposits, name="screen-deposits", concurrency=1)(self._screen)
@@ -190,7 +194,36 @@ class SentinelApp(faust.App):
 
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
         """Start the alert producer before Faust's consumer and agents."""
-        return [self._sink_service, self._reload_service, *super().on_init_dependencies()]
+        web = [self._web_service] if self._web_service is not None else []
+        return [*web, self._sink_service, self._reload_service, *super().on_init_dependencies()]
+
+    def readiness(self) -> dict[str, bool]:
+        """What must hold before this worker screens records (``/readyz``)."""
+        return {
+            "rules_loaded": bool(self.screening.ruleset.rules),
+            "partitions_assigned": bool(self.consumer.assignment()),
+            "recovery_complete": cast(Any, self.tables).recovery.completed.is_set(),
+            "not_rebalancing": not self.rebalancing,
+        }
+
+    def on_rebalance_start(self) -> None:
+        """Count rebalances (partitions moving between workers)."""
+        metrics.REBALANCES.inc()
+        super().on_rebalance_start()
+
+    async def _update_gauges(self) -> None:
+        """Consumer lag per input partition, as this worker sees it, and state size."""
+        inputs = set(self.settings.topic_event_types)
+        metrics.CONSUMER_LAG.clear()  # partitions moved away must not linger
+        for tp in self.consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            highwater = self.consumer.highwater(tp)
+            # Faust's own record of what it committed (no public accessor; None before the first commit).
+            committed = cast(Any, self.consumer)._committed_offset.get(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - (committed or 0)))
+        metrics.STATE_KEYS.set(len(self.state_table))
 
     def _install_ruleset(self, ruleset: Ruleset, source: str) -> None:
         # Between two records (this runs on the event loop), so no record sees two rulesets.
@@ -234,7 +267,8 @@ class SentinelApp(faust.App):
             else:
                 lock = self._account_locks[hash(outcome.event.account_id) % ACCOUNT_LOCK_STRIPES]
                 async with lock:
-                    self.screening.evaluate(outcome)
+                    with metrics.EVALUATION_SECONDS.time():
+                        self.screening.evaluate(outcome)
                     await self.sink.emit(outcome)
                     # Only now that the alerts (or the dead letter) are acknowledged does the
                     # state change reach the changelog: a crash before this line replays the
@@ -280,7 +314,4 @@ def run_worker(settings: Settings | None = None) -> None:
     from faust.worker import Worker
 
     app = create_app(settings)
-    if app.settings.metrics_port:
-        start_http_server(app.settings.metrics_port, addr=app.settings.metrics_host)
-        log.info("metrics on http://%s:%d/metrics", app.settings.metrics_host, app.settings.metrics_port)
     Worker(app, loglevel=app.settings.log_level, quiet=True).execute_from_commandline()

@@ -59,7 +59,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _ruleset(settings.rule_paths)  # fail fast, with a clear message, before Faust starts
     try:
         # One attempt: a wrong password is a configuration error, not a reason to retry forever.
-        asyncio.run(check_connection(settings))
+        asyncio.run(check_connection(settings, tuple(settings.topic_event_types)))
     except ConnectionError as exc:
         raise SystemExit(f"sentinel: {exc}") from None
     run_worker(settings)

@@ -35,7 +35,7 @@ LATENCY_BUCKETS = (
 
 EVENTS = Counter(
     "sentinel_events_consumed_total",
-    "Input records consumed, by topic and result (clean, alerted, dead_lettered).",
+    "Input records consumed, by topic and result (clean, alerted, duplicate, dead_lettered).",
     ["topic", "result"],
 )
 ALERTS = Counter(
@@ -120,3 +120,76 @@ class PrometheusObserver:
 
     def suppressed(self, rule_id: str) -> None:
         ALERTS_SUPPRESSED.labels(rule_id).inc()
+
+
+EVALUATION_SECONDS = Histogram(
+    "sentinel_rule_evaluation_seconds",
+    "Seconds to evaluate the ruleset against one record (parse excluded).",
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+CONSUMER_LAG = Gauge(
+    "sentinel_consumer_lag_records",
+    "Records not yet committed: high-water mark minus committed offset, per input partition.",
+    ["topic", "partition"],
+)
+REBALANCES = Counter("sentinel_rebalances_total", "Consumer group rebalances this worker took part in.")
+STATE_KEYS = Gauge("sentinel_state_keys", "Accounts with rule state held by this worker.")
+
+
+def catalogue() -> str:
+    """docs/metrics.md, generated from the metrics defined above (a test keeps them equal)."""
+    from prometheus_client import REGISTRY
+
+    rows = []
+    for family in REGISTRY.collect():
+        if not family.name.startswith("sentinel_"):
+            continue
+        declared: tuple[str, ...] = _INFO_LABELS.get(family.name) or getattr(
+            _BY_NAME.get(family.name), "_labelnames", ()
+        )
+        names = ", ".join(f"`{label}`" for label in declared)
+        suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+        rows.append(f"| `{family.name}{suffix}` | {family.type} | {names} | {family.documentation} |")
+    header = (
+        "# Metrics catalogue\n\n"
+        "Generated from `streams/metrics.py` by `python -m streams.metrics > docs/metrics.md`; a test fails\n"
+        "when the two differ. One prefix (`sentinel_`), base units (seconds), `_total` on counters, and no\n"
+        "account or address in any label. Histograms also expose `_bucket`, `_sum` and `_count`; info\n"
+        "metrics are gauges named `..._info` with value 1.\n\n"
+        "| metric | type | labels | meaning |\n|---|---|---|---|\n"
+    )
+    return header + "\n".join(sorted(rows)) + "\n"
+
+
+_INFO_LABELS = {"sentinel_ruleset": ("version", "files"), "sentinel_build": ("version",)}
+_BY_NAME = {
+    collector._name: collector
+    for collector in [
+        EVENTS,
+        ALERTS,
+        DEAD_LETTERS,
+        EVENT_TO_ALERT,
+        BROKER_TO_ALERT,
+        PRODUCE_RETRIES,
+        RULES_LOADED,
+        RULES_RELOADS,
+        RULESET_LOADED_AT,
+        LIST_ENTRIES,
+        LIST_CHANGES,
+        LIST_VERSION_TIME,
+        RULESET,
+        BUILD,
+        LATE_EVENTS,
+        STATE_EVICTIONS,
+        ALERTS_EXCEPTED,
+        ALERTS_SUPPRESSED,
+        EVALUATION_SECONDS,
+        CONSUMER_LAG,
+        REBALANCES,
+        STATE_KEYS,
+    ]
+}
+
+
+if __name__ == "__main__":
+    print(catalogue(), end="")

@@ -57,8 +57,15 @@ def faust_credentials(settings: Settings) -> Any:
     return None
 
 
-async def check_connection(settings: Settings) -> None:
-    """Connect once and fail with a plain message (not a retry loop) if the cluster refuses us."""
+async def check_connection(settings: Settings, topics: tuple[str, ...] = (), wait: float = 30.0) -> None:
+    """Connect once and fail with a plain message (not a retry loop) if the cluster refuses us.
+
+    With ``topics``, also wait (up to ``wait`` seconds) until each exists with a leader for
+    every partition: a consumer group joined before then is given no partitions and would
+    sit idle until its next metadata refresh.
+    """
+    import asyncio
+
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
@@ -66,6 +73,23 @@ async def check_connection(settings: Settings) -> None:
     try:
         await admin.start()
         await admin.list_topics()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while topics:
+            described = await admin.describe_topics(list(topics))
+            ready = {
+                d["topic"]
+                for d in described
+                if d.get("error_code", 0) == 0
+                and d.get("partitions")
+                and all(p.get("leader", -1) >= 0 for p in d["partitions"])
+            }
+            if ready >= set(topics):
+                break
+            if loop.time() > deadline:
+                missing = ", ".join(sorted(set(topics) - ready))
+                raise ConnectionError(f"topic(s) {missing} not found on the cluster (run: sentinel topics create)")
+            await asyncio.sleep(0.2)
     except KafkaError as exc:
         who = f" as {settings.sasl_username!r} ({settings.sasl_mechanism})" if settings.sasl_username else ""
         raise ConnectionError(

@@ -129,3 +129,30 @@ async def test_alerts_and_dead_letters_are_exactly_what_the_input_calls_for(
     assert "sentinel_event_to_alert_seconds_count 3.0" in metrics
     # No account or address ever appears in a label.
     assert "acct-" not in metrics and RONIN_EXPLOITER.lower() not in metrics.lower()
+
+
+async def test_health_readiness_and_operational_metrics(settings: Settings, worker: WorkerProcess) -> None:
+    import json
+    import time
+    import urllib.request
+
+    base = worker.metrics_url.removesuffix("/metrics")
+    with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+        assert response.status == 200
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
+                body = json.loads(response.read())
+                break
+        except urllib.error.HTTPError as exc:  # 503 until partitions are assigned and recovered
+            assert time.monotonic() < deadline, exc.read()
+            time.sleep(0.5)
+    assert body["ready"] is True and all(body["conditions"].values()), body
+    await produce(settings.kafka_bootstrap_servers, [(settings.deposits_topic, b"acct-1", raw(deposit()))])
+    deadline = time.monotonic() + 30
+    while "sentinel_consumer_lag_records{" not in (text := worker.metrics()):
+        assert time.monotonic() < deadline, "no lag gauge after 30 s"
+        time.sleep(0.5)
+    assert "sentinel_rule_evaluation_seconds_count 1.0" in text
+    assert "sentinel_rebalances_total" in text and "sentinel_state_keys 1.0" in text
