@@ -144,9 +144,7 @@ def catalogue() -> str:
     for family in REGISTRY.collect():
         if not family.name.startswith("sentinel_"):
             continue
-        declared: tuple[str, ...] = _INFO_LABELS.get(family.name) or getattr(
-            _BY_NAME.get(family.name), "_labelnames", ()
-        )
+        declared = tuple(_INFO_LABELS.get(family.name) or getattr(_BY_NAME.get(family.name), "_labelnames", ()) or ())
         names = ", ".join(f"`{label}`" for label in declared)
         suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
         rows.append(f"| `{family.name}{suffix}` | {family.type} | {names} | {family.documentation} |")
