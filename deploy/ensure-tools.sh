@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the tools the project needs outside Python are installed: Java 17+ (the Kafka
-# broker) and Maven (resolves the broker's jars). Installs them from Debian's packages
+# broker), Maven (resolves the broker's jars) and Prometheus (promtool and the scrape test). Installs them from Debian's packages
 # when missing and we are root; otherwise says what to install.
 set -euo pipefail
 
@@ -13,6 +13,8 @@ java_ok() {
 }
 java_ok || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
+# promtool checks and unit-tests the alerting rules; the real Prometheus scrapes a worker in the tests.
+command -v promtool >/dev/null && command -v prometheus >/dev/null || need+=(prometheus)
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "ensure-tools: Python 3.11+ is required" >&2; exit 1; }
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
