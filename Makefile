@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test unit chaos lint typecheck broker-start broker-stop broker-status clean
+.PHONY: help install run test unit chaos bench lint typecheck broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ unit: install ## Only the tests that need no broker
 
 chaos: install ## Every fault-injection scenario (kill -9 x10, rebalance, broker outages, ...) on a real broker, as a table
 	$(BIN)/python -m tests.chaos.run
+
+bench: install ## Drain throughput of the worker vs the ideal aiokafka loop vs the engine alone, and backtest speed
+	$(BIN)/python -m tests.bench.run $(if $(EVENTS),--events $(EVENTS),)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check streams tests
