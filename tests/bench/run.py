@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from streams.rules.engine import load_ruleset
 from streams.screening import Record, Screening
 from streams.synthetic import synthetic_events
 from tests.chaos.harness import Run
+from tests.integration.helpers import project_broker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,42 +135,21 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
-    env = {"SENTINEL_KAFKA_HOME": str(REPO / ".local" / "kafka-bench")}
-    started = subprocess.run(
-        [str(REPO / "deploy" / "kafka" / "broker.sh"), "start"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    bootstrap = started.stdout.strip().splitlines()[-1]
     lines = list(synthetic_events(args.events, seed=11, accounts=200_000, poison_share=0.001))
     ruleset = load_ruleset([REPO / "rules"])
     t0 = time.perf_counter()
     report = backtest_lines(lines, ruleset)
-    backtest = Result(
-        "backtest (file order by time)",
-        report.events,
-        time.perf_counter() - t0,
-        time.perf_counter() - t0,
-        report.alert_count,
-        True,
-    )
+    seconds = time.perf_counter() - t0
+    backtest = Result("backtest (file order by time)", report.events, seconds, seconds, report.alert_count, True)
     oracle = {a.alert_id for a in report.alerts}
     results = [backtest, engine_alone(lines, ruleset, oracle)]
-    try:
-        with tempfile.TemporaryDirectory() as workdir:
-            run = Run(bootstrap, Path(workdir), env)
-            t1 = time.perf_counter()
-            run.produce(lines)
-            print(f"preloaded {len(lines)} events in {time.perf_counter() - t1:.1f}s", flush=True)
-            results.append(asyncio.run(ideal_loop(run, ruleset, len(lines), oracle)))
-            results.append(faust_worker(run, len(lines), oracle))
-    finally:
-        subprocess.run(
-            [str(REPO / "deploy" / "kafka" / "broker.sh"), "stop"], env={**os.environ, **env}, check=False, timeout=120
-        )
+    with project_broker("kafka-bench") as (bootstrap, env), tempfile.TemporaryDirectory() as workdir:
+        run = Run(bootstrap, Path(workdir), env)
+        t1 = time.perf_counter()
+        run.produce(lines)
+        print(f"preloaded {len(lines)} events in {time.perf_counter() - t1:.1f}s", flush=True)
+        results.append(asyncio.run(ideal_loop(run, ruleset, len(lines), oracle)))
+        results.append(faust_worker(run, len(lines), oracle))
     header = "| run | events | seconds | events/s | CPU s per 1M | alerts | vs oracle |\n|---|---|---|---|---|---|---|"
     print(header)
     for result in results:

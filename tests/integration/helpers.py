@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,3 +152,22 @@ def start_worker(settings: Settings, workdir: Path, name: str = "worker") -> Wor
 
 async def prepare_topics(settings: Settings) -> None:
     await create_topics(settings)
+
+
+@contextmanager
+def project_broker(name: str) -> Iterator[tuple[str, dict[str, str] | None]]:
+    """(bootstrap, broker.sh environment) of the cluster in KAFKA_BOOTSTRAP_SERVERS, or else of the
+    project's own broker with its data in .local/<name>, started here and stopped afterwards."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external, None
+        return
+    env = {"SENTINEL_KAFKA_HOME": str(REPO / ".local" / name)}
+    script = str(REPO / "deploy" / "kafka" / "broker.sh")
+    started = subprocess.run(
+        [script, "start"], env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=300
+    )
+    try:
+        yield started.stdout.strip().splitlines()[-1], env
+    finally:
+        subprocess.run([script, "stop"], env={**os.environ, **env}, check=False, timeout=120)
