@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos import harness
+from tests.integration.helpers import project_broker
 
 pytestmark = pytest.mark.kafka
 
@@ -38,6 +39,9 @@ def test_poison_input(kafka_bootstrap: str, broker_env: dict[str, str] | None, t
 
 
 def test_broker_killed_and_restarted(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
-    if broker_env is None:
-        pytest.fail("broker faults need the project's own broker; unset KAFKA_BOOTSTRAP_SERVERS")
-    check(harness.broker_outage(kafka_bootstrap, tmp_path, broker_env, "kill", events=1200))
+    if broker_env is not None:
+        check(harness.broker_outage(kafka_bootstrap, tmp_path, broker_env, "kill", events=1200))
+        return
+    # KAFKA_BOOTSTRAP_SERVERS names a cluster we must not kill: use a local broker of our own.
+    with project_broker("kafka-faults", allow_external=False) as (bootstrap, env):
+        check(harness.broker_outage(bootstrap, tmp_path, env, "kill", events=1200))

@@ -155,10 +155,10 @@ async def prepare_topics(settings: Settings) -> None:
 
 
 @contextmanager
-def project_broker(name: str) -> Iterator[tuple[str, dict[str, str] | None]]:
-    """(bootstrap, broker.sh environment) of the cluster in KAFKA_BOOTSTRAP_SERVERS, or else of the
-    project's own broker with its data in .local/<name>, started here and stopped afterwards."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+def project_broker(name: str, *, allow_external: bool = True) -> Iterator[tuple[str, dict[str, str] | None]]:
+    """(bootstrap, broker.sh environment) of the cluster in KAFKA_BOOTSTRAP_SERVERS (if allowed), or else
+    of the project's own broker with its data in .local/<name>, started here and stopped afterwards."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if allow_external else None
     if external:
         yield external, None
         return
