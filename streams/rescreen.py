@@ -22,6 +22,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
 
 from streams.alerts import FreezeAlert, alert_id_for
 from streams.chains import normalise_address
@@ -200,18 +201,24 @@ def file_events(path: Path) -> Iterator[tuple[bytes | None, str | None]]:
                 yield line.rstrip(b"\n"), None
 
 
-async def topic_events(settings: Settings, since: float, until: float) -> list[tuple[bytes | None, str | None]]:
-    """Every input record with a broker timestamp in [since, until), via offsets-for-times."""
+async def _records_between(
+    settings: Settings, topics: Iterable[str], since: float, until: float | None
+) -> list[ConsumerRecord]:
+    """Every record of ``topics`` with a broker timestamp in [since, until) (``None``: to the end),
+    the bounds found with offsets-for-times."""
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
-    out: list[tuple[bytes | None, str | None]] = []
+    out: list[ConsumerRecord] = []
     try:
-        types = settings.topic_event_types
-        partitions = [TopicPartition(topic, p) for topic in types for p in await _partitions(settings, topic)]
+        partitions = [TopicPartition(topic, p) for topic in topics for p in await _partitions(settings, topic)]
+        if not partitions:
+            return out
         consumer.assign(partitions)
         starts = await consumer.offsets_for_times({tp: int(since * 1000) for tp in partitions})
-        stops = await consumer.offsets_for_times({tp: int(until * 1000) for tp in partitions})
         ends = await consumer.end_offsets(partitions)
+        stops = (
+            await consumer.offsets_for_times({tp: int(until * 1000) for tp in partitions}) if until is not None else {}
+        )
         bounds = {}
         for tp in partitions:
             start = starts[tp].offset if starts.get(tp) else ends[tp]
@@ -222,14 +229,19 @@ async def topic_events(settings: Settings, since: float, until: float) -> list[t
         while bounds:
             batches = await consumer.getmany(*bounds.keys(), timeout_ms=1000)
             for tp, records in batches.items():
-                for record in records:
-                    if record.offset < bounds.get(tp, -1):
-                        out.append((record.value, types[tp.topic]))
+                out.extend(record for record in records if record.offset < bounds.get(tp, -1))
                 if await consumer.position(tp) >= bounds.get(tp, 0):
                     bounds.pop(tp, None)
     finally:
         await consumer.stop()
     return out
+
+
+async def topic_events(settings: Settings, since: float, until: float) -> list[tuple[bytes | None, str | None]]:
+    """Every input record with a broker timestamp in [since, until), with the type its topic implies."""
+    types = settings.topic_event_types
+    records = await _records_between(settings, types, since, until)
+    return [(record.value, types[record.topic]) for record in records]
 
 
 async def _partitions(settings: Settings, topic: str) -> list[int]:
@@ -245,38 +257,14 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
 
 async def existing_alert_ids(settings: Settings, since: float) -> set[str]:
     """Ids of retroactive alerts already on the alert topic (written since ``since``)."""
-    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
-    await consumer.start()
     ids: set[str] = set()
-    try:
-        partitions = [
-            TopicPartition(settings.alerts_topic, p) for p in await _partitions(settings, settings.alerts_topic)
-        ]
-        if not partitions:
-            return ids
-        consumer.assign(partitions)
-        starts = await consumer.offsets_for_times({tp: int(since * 1000) for tp in partitions})
-        ends = await consumer.end_offsets(partitions)
-        remaining = {}
-        for tp in partitions:
-            start = starts[tp].offset if starts.get(tp) else ends[tp]
-            if start < ends[tp]:
-                consumer.seek(tp, start)
-                remaining[tp] = ends[tp]
-        while remaining:
-            batches = await consumer.getmany(*remaining.keys(), timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    try:
-                        alert = orjson.loads(record.value or b"{}")
-                    except orjson.JSONDecodeError:
-                        continue
-                    if alert.get("rule_id") == RULE_ID:
-                        ids.add(alert["alert_id"])
-                if await consumer.position(tp) >= remaining[tp]:
-                    remaining.pop(tp)
-    finally:
-        await consumer.stop()
+    for record in await _records_between(settings, [settings.alerts_topic], since, None):
+        try:
+            alert = orjson.loads(record.value or b"{}")
+        except orjson.JSONDecodeError:
+            continue
+        if alert.get("rule_id") == RULE_ID:
+            ids.add(alert["alert_id"])
     return ids
 
 
