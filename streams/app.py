@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ from streams.web import WebService
 log = logging.getLogger(__name__)
 
 ACCOUNT_LOCK_STRIPES = 256
+#: Exit status of a worker that stopped making progress (see SentinelApp._check_progress).
+STALLED_EXIT_CODE = 75
 
 
 class _SinkService(mode.Service):
@@ -186,6 +189,8 @@ class SentinelApp(faust.App):
             WebService(settings.metrics_host, settings.metrics_port, self.readiness) if settings.metrics_port else None
         )
         self.timer(5.0, name="sentinel-gauges")(self._update_gauges)
+        self._screened = self._last_screened = 0
+        self._progress_at: float | None = None
         self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
         self.withdrawals = self.topic(settings.withdrawals_topic, key_type=bytes, value_type=bytes)
         self.agent(self.deposits, name="screen-deposits", concurrency=1)(self._screen)
@@ -215,6 +220,7 @@ class SentinelApp(faust.App):
         """Consumer lag per input partition, as this worker sees it, and state size."""
         inputs = set(self.settings.topic_event_types)
         metrics.CONSUMER_LAG.clear()  # partitions moved away must not linger
+        total_lag = 0
         for tp in self.consumer.assignment():
             if tp.topic not in inputs:
                 continue
@@ -222,8 +228,35 @@ class SentinelApp(faust.App):
             # Faust's own record of what it committed (no public accessor; None before the first commit).
             committed = cast(Any, self.consumer)._committed_offset.get(tp)
             if highwater is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - (committed or 0)))
+                lag = max(0, highwater - (committed or 0))
+                total_lag += lag
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
         metrics.STATE_KEYS.set(len(self.state_table))
+        self._check_progress(total_lag)
+
+    def _check_progress(self, lag: int) -> None:
+        """Exit if records wait and none was screened for ``stall_timeout`` seconds.
+
+        Seen once in fault injection: after a kill -9 and restart, a worker reported ready
+        with its partitions assigned and then fetched nothing. Nothing is lost by exiting
+        (offsets are committed only for screened records); the supervisor restarts it.
+        A failing alert produce is not a stall: it holds input back on purpose.
+        """
+        timeout = self.settings.stall_timeout
+        screened = self._screened
+        now = asyncio.get_running_loop().time()
+        if (
+            self._progress_at is None
+            or lag == 0
+            or screened != self._last_screened
+            or self.rebalancing
+            or self.sink.retrying
+        ):
+            self._last_screened, self._progress_at = screened, now
+            return
+        if timeout and now - self._progress_at > timeout:
+            log.error("no record screened for %.0fs while %d wait; exiting so the worker is restarted", timeout, lag)
+            os._exit(STALLED_EXIT_CODE)  # from a timer, only a hard exit ends the process
 
     def _install_ruleset(self, ruleset: Ruleset, source: str) -> None:
         # Between two records (this runs on the event loop), so no record sees two rulesets.
@@ -275,6 +308,7 @@ class SentinelApp(faust.App):
                     # record against the state it first met.
                     self.screening.commit(outcome)
             metrics.EVENTS.labels(record.topic, outcome.result).inc()
+            self._screened += 1
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     ssl_certfile: str | None = Field(default=None, description="Client certificate, for mutual TLS.")
     ssl_keyfile: str | None = None
     ssl_check_hostname: bool = True
+    stall_timeout: float = Field(
+        120.0,
+        ge=0,
+        description="Seconds with records waiting and none screened before the worker exits to be restarted; 0: never.",
+    )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds to.")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
     data_dir: str = Field(".local/worker", description="Faust's local data directory.")

@@ -42,6 +42,8 @@ class AlertSink:
         self.dead_letter_topic = dead_letter_topic
         self._max_backoff = max_backoff
         self._client_options = client_options
+        #: True while a produce is failing and being retried (input is held back on purpose).
+        self.retrying = False
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -110,8 +112,10 @@ class AlertSink:
         while True:
             try:
                 await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                self.retrying = False
                 return
             except KafkaError as exc:
+                self.retrying = True
                 metrics.PRODUCE_RETRIES.labels(topic).inc()
                 log.error("producing to %s failed (%s); retrying in %.1fs", topic, exc, backoff)
                 await asyncio.sleep(backoff)
