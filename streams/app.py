@@ -5,16 +5,20 @@ Quick start (see README.md)::
     make run                      # local broker, worker, demo feed, alerts on screen
     sentinel worker               # just the worker, against $KAFKA_BOOTSTRAP_SERVERS
 
-How a record flows: an agent per input topic reads raw records (partitioned by
-account), :class:`~streams.screening.Screening` decodes and evaluates each one, and
-:class:`~streams.sink.AlertSink` writes the alerts (or the dead letter) and waits for
-the broker's acknowledgement *before* the agent moves on, so Faust only acknowledges
-(and later commits) an input offset whose output is safe.
+How records flow: Faust's consumer hands each poll batch of the input topics (partitioned
+by account) to :meth:`SentinelApp.screen_batch` (see :mod:`streams.batch_consumer`: Faust's
+per-record stream path is the bottleneck, not the engine).
+:class:`~streams.screening.Screening` decodes and evaluates every record of the batch,
+:class:`~streams.sink.AlertSink` writes the alerts and dead letters and waits for the
+broker's acknowledgement, then the touched state documents go to the changelog-backed
+table, and only then are the records acknowledged, so Faust commits an input offset only
+once its output and its state are safe.
 
-Agents run with ``concurrency=1``: with more, faust-streaming can commit an offset
-past records still in flight (faust-streaming #606). Every record yields an outcome
-inside our own try/except, so a record whose processing failed is never skipped
-silently on restart (faust-streaming #315): it is in the dead-letter topic.
+The batch is screened sequentially by one coroutine, so no record overtakes another of
+its account and no offset is committed past a record still in flight (faust-streaming
+#606). Every record yields an outcome inside our own try/except, so a record whose
+processing failed is never skipped silently on restart (faust-streaming #315): it is in
+the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import asyncio
 import logging
 import os
 import signal
+import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,20 +37,22 @@ from typing import Any, cast
 import faust
 import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import Message, TransportT
 
 from streams import metrics
+from streams.batch_consumer import BatchTransport
+from streams.memory import settle_long_lived
 from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
 from streams.rules.engine import Ruleset, load_ruleset
 from streams.screening import Record, Screening
 from streams.security import client_options, faust_credentials
 from streams.settings import Settings
 from streams.sink import AlertSink
-from streams.state_table import TableStore
+from streams.state_table import TableStore, table_writer
 from streams.web import WebService
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_LOCK_STRIPES = 256
 #: Exit status of a worker that stopped making progress (see SentinelApp._check_progress).
 STALLED_EXIT_CODE = 75
 
@@ -145,6 +153,8 @@ class SentinelApp(faust.App):
             value_serializer="raw",
             topic_partitions=settings.topic_partitions,
             consumer_auto_offset_reset="earliest",
+            # Input arrives in poll batches (see streams.batch_consumer); bigger ones amortise more.
+            broker_max_poll_records=settings.max_poll_records,
             producer_acks=-1,
             web_enabled=False,
             datadir=settings.data_dir,
@@ -166,16 +176,15 @@ class SentinelApp(faust.App):
             partitions=settings.topic_partitions,
             help="Per-account state of stateful rules (JSON).",
         )
+        self.state_store = TableStore(self.state_table, table_writer(self.state_table))
         self.screening = Screening(
             ruleset,
             settings.topic_event_types,
-            state=TableStore(self.state_table),
+            state=self.state_store,
             observer=metrics.PrometheusObserver(),
-            defer_state=True,
         )
-        # Both agents may touch one account's state (a deposit and a withdrawal). Evaluate,
-        # produce and commit state under that account's lock, so neither overwrites the other.
-        self._account_locks = [asyncio.Lock() for _ in range(ACCOUNT_LOCK_STRIPES)]
+        #: Bumped when a rebalance starts: a batch that spans one is abandoned (see screen_batch).
+        self._rebalances = 0
         self.sink = AlertSink(client_options(settings), settings.alerts_topic, settings.dead_letter_topic)
         self._sink_service = _SinkService(self.sink)
         self.reloader = RulesReloader(
@@ -193,8 +202,10 @@ class SentinelApp(faust.App):
         self._progress_at: float | None = None
         self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
         self.withdrawals = self.topic(settings.withdrawals_topic, key_type=bytes, value_type=bytes)
-        self.agent(self.deposits, name="screen-deposits", concurrency=1)(self._screen)
-        self.agent(self.withdrawals, name="screen-withdrawals", concurrency=1)(self._screen)
+        # Subscribed, but read by screen_batch rather than by agents (streams.batch_consumer).
+        self.batch_topics = frozenset({settings.deposits_topic, settings.withdrawals_topic})
+        self.topics.add(self.deposits)
+        self.topics.add(self.withdrawals)
         _publish_ruleset(ruleset)
 
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
@@ -211,9 +222,15 @@ class SentinelApp(faust.App):
             "not_rebalancing": not self.rebalancing,
         }
 
+    def _new_transport(self) -> TransportT:
+        """Faust's aiokafka transport, with a consumer that hands input over in batches."""
+        return BatchTransport(self.conf.broker_consumer, self)
+
     def on_rebalance_start(self) -> None:
-        """Count rebalances (partitions moving between workers)."""
+        """Count rebalances; drop decoded state, which the new assignment recovers from the table."""
         metrics.REBALANCES.inc()
+        self._rebalances += 1
+        self.state_store.forget()
         super().on_rebalance_start()
 
     async def _update_gauges(self) -> None:
@@ -282,9 +299,21 @@ class SentinelApp(faust.App):
                 len(new),
             )
 
-    async def _screen(self, stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
+    async def screen_batch(self, messages: list[Message]) -> None:
+        """Screen one poll batch: evaluate, produce and await outputs, persist state, then ack.
+
+        If a rebalance starts before the outputs are acknowledged, the batch is abandoned
+        without touching the table or acknowledging anything: its partitions are re-read
+        from their committed offsets by whichever worker owns them next, against the state
+        this batch first met, and raise the same alerts (consumers dedupe on ``alert_id``).
+        """
+        rebalances = self._rebalances
+        store = self.state_store
+        screening = self.screening
+        outcomes = []
+        clock = time.perf_counter
+        observe = metrics.EVALUATION_SECONDS.observe
+        for message in messages:
             record = Record(
                 topic=message.topic,
                 partition=message.partition,
@@ -294,21 +323,27 @@ class SentinelApp(faust.App):
                 headers=_headers(message.headers),
                 timestamp=message.timestamp,
             )
-            outcome = self.screening.parse(record)
-            if outcome.event is None:
-                await self.sink.emit(outcome)
-            else:
-                lock = self._account_locks[hash(outcome.event.account_id) % ACCOUNT_LOCK_STRIPES]
-                async with lock:
-                    with metrics.EVALUATION_SECONDS.time():
-                        self.screening.evaluate(outcome)
-                    await self.sink.emit(outcome)
-                    # Only now that the alerts (or the dead letter) are acknowledged does the
-                    # state change reach the changelog: a crash before this line replays the
-                    # record against the state it first met.
-                    self.screening.commit(outcome)
-            metrics.EVENTS.labels(record.topic, outcome.result).inc()
-            self._screened += 1
+            store.partition = message.partition
+            outcome = screening.parse(record)
+            if outcome.event is not None:
+                started = clock()
+                screening.evaluate(outcome)
+                observe(clock() - started)
+            outcomes.append(outcome)
+        await self.sink.emit_many(outcomes)
+        if rebalances != self._rebalances:
+            store.forget()
+            return
+        # Now that the outputs are acknowledged, the state changes go to the changelog,
+        # and only then are the records acknowledged for Faust to commit.
+        store.persist()
+        ack = self.consumer.ack
+        for message in messages:
+            ack(message)
+        counts = Counter((outcome.record.topic, outcome.result) for outcome in outcomes)
+        for (topic, result), count in counts.items():
+            metrics.EVENTS.labels(topic, result).inc(count)
+        self._screened += len(messages)
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:
@@ -339,6 +374,7 @@ def create_app(settings: Settings | None = None) -> SentinelApp:
     """Build the worker app from settings (the environment by default)."""
     settings = settings or Settings()
     ruleset = load_ruleset(settings.rule_paths)
+    settle_long_lived()
     log.info("loaded ruleset %s: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
     return SentinelApp(settings, ruleset)
 

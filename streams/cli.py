@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from streams import __version__
 from streams.lists import AddressList
+from streams.memory import settle_long_lived
 from streams.rules.engine import Ruleset, load_ruleset
 from streams.rules.source import RuleFileError
 from streams.settings import Settings
@@ -46,7 +47,9 @@ def _settings() -> Settings:
 
 def _ruleset(paths: Sequence[str]) -> Ruleset:
     try:
-        return load_ruleset(list(paths))
+        ruleset = load_ruleset(list(paths))
+        settle_long_lived()
+        return ruleset
     except RuleFileError as exc:
         raise SystemExit(f"sentinel: {exc}") from None
 

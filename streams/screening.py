@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
+
 from streams.alerts import FreezeAlert
 from streams.events import Event, EventError, EventType, parse_event
 from streams.rules.engine import Ruleset
-from streams.rules.kinds import CountingObserver, EngineObserver, epoch_ms
-from streams.rules.state import DictStore, DurableStore, OverlayStore, StateStore, state_key
+from streams.rules.kinds import CountingObserver, EngineObserver
+from streams.rules.state import AccountState, DictStore, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,6 @@ class Outcome:
     dead_letter: DeadLetter | None = None
     #: The event's id was already screened for this account (a ledger resend): no alerts.
     duplicate: bool = False
-    #: State changes not yet applied (see :meth:`Screening.commit`).
-    pending: OverlayStore | None = None
 
     @property
     def result(self) -> str:
@@ -121,17 +121,15 @@ class Screening:
         ruleset: Ruleset,
         topic_types: dict[str, str] | None = None,
         *,
-        state: DurableStore | None = None,
+        state: StateStore | None = None,
         observer: EngineObserver | None = None,
         now: Callable[[], datetime] | None = None,
-        defer_state: bool = False,
     ) -> None:
         self.ruleset = ruleset
         self.topic_types = topic_types or {}
-        self.state: DurableStore = state if state is not None else DictStore()
+        self.state: StateStore = state if state is not None else DictStore()
         self.observer: EngineObserver = observer if observer is not None else CountingObserver()
         self._now = now
-        self._defer_state = defer_state
 
     def screen(self, records: Sequence[Record]) -> list[Outcome]:
         """One outcome per record, in order."""
@@ -158,49 +156,55 @@ class Screening:
     def evaluate(self, outcome: Outcome) -> None:
         """Fill in the alerts of a parsed outcome; a failure becomes its dead letter.
 
-        State changes go to an overlay. Offline they are applied at once; the worker
-        (``defer_state``) applies them with :meth:`commit` once the alerts are safe.
+        The account's state document is changed in place. If evaluation fails half way,
+        the document is put back as it was, so a bad record leaves no partial state.
         """
         event = outcome.event
         if event is None:
             return
-        record = outcome.record
-        overlay = OverlayStore(self.state)
+        doc = self.state.account(event.account_id)
+        # Evaluation failures are bugs or bad rules, so rare; a copy of a small document
+        # costs far less than re-reading durable state after every failure would.
+        before = orjson.dumps(doc)
         try:
-            if self._seen_before(event, overlay):
+            if _seen_before(event, doc):
                 outcome.duplicate = True
             else:
-                outcome.alerts = self.ruleset.evaluate([event], overlay, self._now, self.observer)
+                outcome.alerts = self.ruleset.evaluate([event], _Single(doc), self._now, self.observer)
         except Exception as exc:  # a bug or a bad rule must not stop screening of other records
+            record = outcome.record
             log.exception("evaluation failed for %s[%d]@%d", record.topic, record.partition, record.offset)
+            doc.clear()
+            doc.update(orjson.loads(before))
             detail = f"{type(exc).__name__} while evaluating rules: {exc}"
             outcome.dead_letter = DeadLetter(record, "evaluation_error", type(exc).__name__, detail)
-            return  # the partial state changes are dropped with the overlay
-        outcome.pending = overlay
-        if not self._defer_state:
-            self.commit(outcome)
 
-    @staticmethod
-    def commit(outcome: Outcome) -> None:
-        """Apply the state changes of a screened record (after its alerts are acknowledged)."""
-        if outcome.pending is not None:
-            outcome.pending.commit()
-            outcome.pending = None
 
-    @staticmethod
-    def _seen_before(event: Event, state: StateStore) -> bool:
-        """Whether this account already had an event with this id (and remember it if not)."""
-        key = state_key("#seen", event.account_id)
-        seen: dict[str, int] = state.get(key) or {}
-        if event.event_id in seen:
-            return True
-        t = epoch_ms(event.timestamp)
-        seen[event.event_id] = t
-        # Ids are kept in arrival order, which is nearly time order: a look at the first one
-        # (O(1)) tells whether pruning, which is O(n), is due.
-        if len(seen) > DEDUPE_MAX_IDS or next(iter(seen.values())) < t - DEDUPE_WINDOW_MS:
-            newest = max(seen.values())
-            kept = sorted(((v, k) for k, v in seen.items() if v >= newest - DEDUPE_WINDOW_MS), reverse=True)
-            seen = {k: v for v, k in kept[:DEDUPE_MAX_IDS]}
-        state.set(key, seen)
-        return False
+class _Single:
+    """The one account document a record is evaluated against."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, doc: AccountState) -> None:
+        self.doc = doc
+
+    def account(self, account_id: str) -> AccountState:
+        return self.doc
+
+
+def _seen_before(event: Event, doc: AccountState) -> bool:
+    """Whether this account already had an event with this id (and remember it if not)."""
+    seen: dict[str, int] | None = doc.get("#seen")
+    if seen is None:
+        seen = doc["#seen"] = {}
+    elif event.event_id in seen:
+        return True
+    t = event.epoch_ms
+    seen[event.event_id] = t
+    # Ids are kept in arrival order, which is nearly time order: a look at the first one
+    # (O(1)) tells whether pruning, which is O(n), is due.
+    if len(seen) > DEDUPE_MAX_IDS or next(iter(seen.values())) < t - DEDUPE_WINDOW_MS:
+        newest = max(seen.values())
+        kept = sorted((v, k) for k, v in seen.items() if v >= newest - DEDUPE_WINDOW_MS)
+        doc["#seen"] = {k: v for v, k in kept[-DEDUPE_MAX_IDS:]}  # oldest first, as the check above needs
+    return False

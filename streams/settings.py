@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     ssl_certfile: str | None = Field(default=None, description="Client certificate, for mutual TLS.")
     ssl_keyfile: str | None = None
     ssl_check_hostname: bool = True
+    max_poll_records: int = Field(
+        2000, ge=1, le=100_000, description="Most input records screened as one batch (one poll)."
+    )
     stall_timeout: float = Field(
         120.0,
         ge=0,

@@ -72,6 +72,12 @@ class AlertSink:
         elif outcome.alerts:
             await self._send_alerts(outcome.alerts, outcome.record.timestamp)
 
+    async def emit_many(self, outcomes: Sequence[Outcome]) -> None:
+        """Produce the outputs of a batch of outcomes together; return once all are acknowledged."""
+        pending = [self.emit(outcome) for outcome in outcomes if outcome.dead_letter is not None or outcome.alerts]
+        if pending:
+            await asyncio.gather(*pending)
+
     async def _send_alerts(self, alerts: Sequence[FreezeAlert], broker_time: float | None) -> None:
         await asyncio.gather(*(self._send(self.alerts_topic, alert.key(), alert.to_json(), []) for alert in alerts))
         done = time.time()

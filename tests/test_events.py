@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from streams.events import Deposit, EventError, Withdrawal, format_timestamp, parse_event, to_json_dict
@@ -114,3 +115,23 @@ def test_round_trip_to_json() -> None:
 )
 def test_format_timestamp(moment: datetime, text: str) -> None:
     assert format_timestamp(moment) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "duplicated"),
+    [
+        ('{"a": "x:y", "b": {"c": "1:2:3", "d": ["e:f"]}}', False),
+        ('{"a": "x:y", "a": "z"}', True),
+        ('{"a": "z", "a": "x:y"}', True),
+        ('{"a": {"b": 1, "b": 2}}', True),
+        ('{"a" : 1, "b"\t:\n2}', False),
+        ('{"k\\u003a": "v", "k:": "w"}', True),
+        ('{"k\\u003a": "v\\u003a", "j": ":"}', False),
+        ('{"\\"a:": "\\\\:", "b": "\\"c\\":"}', False),
+    ],
+)
+def test_duplicate_keys_are_found_however_colons_are_spelled(text: str, duplicated: bool) -> None:
+    from streams.events import _has_duplicate_keys
+
+    raw = text.encode()
+    assert _has_duplicate_keys(raw, orjson.loads(raw)) is duplicated

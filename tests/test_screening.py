@@ -1,4 +1,4 @@
-"""Screening of records: one outcome each, duplicates dropped, state applied only on commit."""
+"""Screening of records: one outcome each, duplicates dropped, state durable only once persisted."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from streams.events import format_timestamp
 from streams.rules.engine import load_ruleset
 from streams.rules.state import DictStore
 from streams.screening import Record, Screening
+from streams.state_table import TableStore
 from tests.factories import RONIN_EXPLOITER, deposit, raw, withdrawal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,43 +64,59 @@ def test_the_same_event_id_twice_is_screened_once() -> None:
     assert other.result == "alerted"
 
 
-def test_deferred_state_is_invisible_until_committed() -> None:
-    state = DictStore()
-    screening = Screening(RULES, {"deposits": "deposit"}, state=state, defer_state=True)
-    outcome = screening.screen_one(record(raw(deposit())))
-    assert state.data == {}
-    screening.commit(outcome)
-    assert state.data
+def test_state_is_durable_only_once_persisted() -> None:
+    table: dict[bytes, bytes] = {}
+    store = TableStore(table)
+    screening = Screening(RULES, {"deposits": "deposit"}, state=store)
+    screening.screen_one(record(raw(deposit())))
+    assert table == {}
+    assert store.persist() == 1
+    assert list(table) == [b"acct-1"]
 
 
 @pytest.mark.parametrize("crash_after", range(8, 13))
-def test_a_crash_before_commit_replays_to_the_same_alerts(crash_after: int) -> None:
-    """Records whose state was not committed are replayed: no alert lost, none new."""
+def test_a_crash_before_persist_replays_to_the_same_alerts(crash_after: int) -> None:
+    """Records whose state was not made durable are replayed: no alert lost, none new."""
     records = fan_in(14)
     clean = Screening(RULES, {"deposits": "deposit"})
     expected = [a.alert_id for r in records for a in clean.screen_one(r).alerts]
     assert expected
 
-    state = DictStore()
-    first = Screening(RULES, {"deposits": "deposit"}, state=state, defer_state=True)
+    table: dict[bytes, bytes] = {}
+    first = Screening(RULES, {"deposits": "deposit"}, state=TableStore(table))
     emitted = []
     for r in records[:crash_after]:
-        outcome = first.screen_one(r)
-        emitted += [a.alert_id for a in outcome.alerts]
-        first.commit(outcome)
-    # the next record is screened and its alert produced, but the worker dies before commit
-    dying = first.screen_one(records[crash_after])
-    emitted += [a.alert_id for a in dying.alerts]
+        emitted += [a.alert_id for a in first.screen_one(r).alerts]
+        first.state.persist()  # type: ignore[attr-defined]
+    # the next record is screened and its alert produced, but the worker dies before persisting
+    emitted += [a.alert_id for a in first.screen_one(records[crash_after]).alerts]
 
-    restarted = Screening(RULES, {"deposits": "deposit"}, state=state, defer_state=True)
+    restarted = Screening(RULES, {"deposits": "deposit"}, state=TableStore(table))
     for r in records[crash_after:]:  # replay from the last committed record
-        outcome = restarted.screen_one(r)
-        emitted += [a.alert_id for a in outcome.alerts]
-        restarted.commit(outcome)
+        emitted += [a.alert_id for a in restarted.screen_one(r).alerts]
+        restarted.state.persist()  # type: ignore[attr-defined]
     assert set(emitted) == set(expected)
 
 
-def test_a_crash_after_commit_but_before_the_offset_commit_adds_nothing() -> None:
+def test_a_forgotten_batch_reads_the_durable_state_again() -> None:
+    """A batch abandoned at a rebalance leaves the durable state as the batch first met it."""
+    table: dict[bytes, bytes] = {}
+    store = TableStore(table)
+    screening = Screening(RULES, {"deposits": "deposit"}, state=store)
+    records = fan_in(12)
+    for r in records[:6]:
+        screening.screen_one(r)
+    store.persist()
+    durable = dict(table)
+    for r in records[6:]:
+        screening.screen_one(r)
+    store.forget()
+    assert table == durable
+    again = [screening.screen_one(r).result for r in records[6:]]
+    assert "duplicate" not in again
+
+
+def test_a_crash_after_persist_but_before_the_offset_commit_adds_nothing() -> None:
     records = fan_in(12)
     state = DictStore()
     screening = Screening(RULES, {"deposits": "deposit"}, state=state)
@@ -108,6 +125,26 @@ def test_a_crash_after_commit_but_before_the_offset_commit_adds_nothing() -> Non
     again = [screening.screen_one(r) for r in records[-5:]]
     assert {o.result for o in again} == {"duplicate"}
     assert expected
+
+
+def test_a_failed_evaluation_leaves_no_partial_state() -> None:
+    store = DictStore()
+    screening = Screening(RULES, {"deposits": "deposit"}, state=store)
+    screening.screen_one(record(raw(deposit(event_id="e0"))))
+    before = orjson.loads(orjson.dumps(store.data))
+
+    class BrokenRuleError(Exception):
+        pass
+
+    def explode(*args: object, **kwargs: object) -> list[object]:
+        store.account("acct-1")["junk"] = 1
+        raise BrokenRuleError("boom")
+
+    screening.ruleset = RULES.__class__(RULES.version, RULES.rules, RULES.lists, RULES.files)
+    screening.ruleset.evaluate = explode  # type: ignore[method-assign]
+    outcome = screening.screen_one(record(raw(deposit(event_id="e1")), offset=1))
+    assert outcome.dead_letter is not None and outcome.dead_letter.reason == "evaluation_error"
+    assert store.data == before
 
 
 def test_a_withdrawal_on_the_withdrawals_topic() -> None:
@@ -129,13 +166,19 @@ def test_files_have_no_keys_to_check() -> None:
 
 def test_worker_state_of_an_account_is_one_table_entry() -> None:
     """One record's state changes reach the changelog as one record: all or nothing."""
-    from streams.state_table import TableStore
-
     table: dict[bytes, bytes] = {}
-    screening = Screening(RULES, {"deposits": "deposit"}, state=TableStore(table), defer_state=True)  # type: ignore[arg-type]
-    outcome = screening.screen_one(record(raw(deposit(usd_value="5000"))))
+    written: list[tuple[int, bytes]] = []
+
+    def write(partition: int, key: bytes, value: bytes | None) -> None:
+        written.append((partition, key))
+        assert value is not None
+        table[key] = value
+
+    store = TableStore(table, write)
+    store.partition = 3
+    Screening(RULES, {"deposits": "deposit"}, state=store).screen_one(record(raw(deposit(usd_value="5000"))))
     assert table == {}
-    screening.commit(outcome)
-    assert list(table) == [b"acct-1"]
+    store.persist()
+    assert written == [(3, b"acct-1")]
     document = orjson.loads(table[b"acct-1"])
     assert {"#seen", "pass-through", "fan-in", "velocity"} <= set(document)

@@ -220,16 +220,19 @@ def _string_comparison(name: str, op: str, value: Any, where: tuple[str | int, .
 def _in_list(name: str, address_list: AddressList, *, every: bool) -> Condition:
     info = address_list.info.as_evidence()
 
+    lookup = address_list.get
+
     def condition(event: Event) -> Evidence | None:
-        addresses = event.addresses(name)
-        hits: Evidence = []
-        for address in addresses:
-            entry = address_list.get(normalise_address(address))
+        hits: Evidence | None = None
+        for index, key in enumerate(event.address_keys(name)):
+            entry = lookup(key)
             if entry is not None:
-                hits.append({"field": name, "address": address, "list": info, "entry": entry.as_evidence()})
+                address = event.addresses(name)[index]
+                found = {"field": name, "address": address, "list": info, "entry": entry.as_evidence()}
+                hits = [found] if hits is None else [*hits, found]
             elif every:
                 return None
-        return hits if hits else None
+        return hits
 
     return condition
 

@@ -45,7 +45,7 @@ from streams.rules.kinds import (
 )
 from streams.rules.schema import Comparison, ListSpec, RuleFile, RuleSpec
 from streams.rules.source import Position, RuleFileError, YamlMapping, position_of, read_yaml_file
-from streams.rules.state import DictStore, StateStore, state_key
+from streams.rules.state import AccountState, DictStore, StateStore
 from streams.rules.templates import TemplateError, compile_summary
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
@@ -88,16 +88,21 @@ class Ruleset:
         watcher: EngineObserver = observer if observer is not None else CountingObserver()
         clock = now or (lambda: datetime.now(UTC))
         alerts: list[FreezeAlert] = []
+        by_type = self._by_type
         for event in events:
-            t = epoch_ms(event.timestamp)
-            for rule in self.rules_for(event.type):
-                for finding in rule.find(event, t, store, watcher):
-                    if self._allowed(rule, finding, store, watcher):
+            rules = by_type.get(event.type, ())
+            if not rules:
+                continue
+            t = event.epoch_ms
+            doc = store.account(event.account_id)
+            for rule in rules:
+                for finding in rule.find(event, t, doc, watcher):
+                    if self._allowed(rule, finding, doc, watcher):
                         alerts.append(self._alert(rule, finding, clock()))
         return alerts
 
     @staticmethod
-    def _allowed(rule: CompiledRule, finding: Finding, state: StateStore, observer: EngineObserver) -> bool:
+    def _allowed(rule: CompiledRule, finding: Finding, doc: AccountState, observer: EngineObserver) -> bool:
         """Apply the rule's exceptions, then its suppression period."""
         for exception in rule.exceptions:
             if exception.condition(finding.event) is not None:
@@ -105,8 +110,8 @@ class Ruleset:
                 return False
         if rule.suppress_ms is None:
             return True
-        key = state_key(rule.spec.id + "#suppress", finding.event.account_id)
-        last = state.get(key)
+        key = rule.spec.id + "#suppress"
+        last = doc.get(key)
         moment = epoch_ms(finding.event_time)
         alert_id = alert_id_for(rule.spec.id, rule.spec.version, finding.event_ids)
         if last is not None and last["at"] <= moment < last["at"] + rule.suppress_ms:
@@ -116,7 +121,7 @@ class Ruleset:
                 return True
             observer.suppressed(rule.spec.id)
             return False
-        state.set(key, {"at": moment, "id": alert_id})
+        doc[key] = {"at": moment, "id": alert_id}
         return True
 
     def _alert(self, rule: CompiledRule, finding: Finding, detected_at: datetime) -> FreezeAlert:
@@ -418,7 +423,7 @@ def _compile_rule(
     return EventRule(**common, condition=condition(spec.condition, "condition"))
 
 
-def _threshold(condition: Mapping[Comparison, int | float | str]) -> Callable[[Decimal], bool]:
+def _threshold(condition: Mapping[Comparison, int | float | str]) -> Callable[[Decimal | int], bool]:
     bounds = []
     for op, value in condition.items():
         try:
@@ -426,11 +431,16 @@ def _threshold(condition: Mapping[Comparison, int | float | str]) -> Callable[[D
         except InvalidOperation:
             raise ValueError(f"correlation: condition {op}: {value!r} is not a number") from None
         bounds.append((op, bound))
-    checks = {
+    checks: dict[str, Callable[[Any, Decimal], bool]] = {
         "gte": lambda x, b: x >= b,
         "gt": lambda x, b: x > b,
         "lte": lambda x, b: x <= b,
         "lt": lambda x, b: x < b,
         "eq": lambda x, b: x == b,
     }
+    if len(bounds) == 1:
+        # The usual case ({gte: 10}), evaluated on every event that enters a window.
+        [(op, bound)] = bounds
+        check = checks[op]
+        return lambda total: check(total, bound)
     return lambda total: all(checks[op](total, bound) for op, bound in bounds)

@@ -8,7 +8,8 @@
   (optionally by accumulating a field to a fraction of the start's), unless an ``until``
   event comes first.
 
-Stateful rules keep per-key state in a :class:`~streams.rules.state.StateStore`. An
+Stateful rules keep their state in the account's document (see :mod:`streams.rules.state`),
+under their rule id, and change it in place. An
 event older than ``T - late_tolerance``, where ``T`` is the latest time seen for the key
 *among events of the same type* (deposits and withdrawals come from different topics,
 read independently), is *late*: it is still screened by single-event rules but does not
@@ -27,14 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Protocol
 
-from streams.chains import normalise_address
 from streams.events import Event, format_timestamp
 from streams.rules.conditions import Condition, Evidence
 from streams.rules.durations import format_duration_ms
 from streams.rules.schema import RuleSpec
-from streams.rules.state import StateStore, state_key
+from streams.rules.state import AccountState
 from streams.rules.templates import Summary
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,10 +120,11 @@ class CompiledRule:
     suppress_ms: int | None
     late_tolerance_ms: int
 
-    def find(self, event: Event, t: int, state: StateStore, observer: EngineObserver) -> list[Finding]:
+    def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
         """The findings ``event`` (at epoch milliseconds ``t``) completes for this rule.
 
-        State is read and updated.
+        ``doc`` is the state document of the event's account; this rule's part of it is
+        read and changed in place.
         """
         raise NotImplementedError
 
@@ -142,7 +144,7 @@ class EventRule(CompiledRule):
 
     condition: Condition
 
-    def find(self, event: Event, t: int, state: StateStore, observer: EngineObserver) -> list[Finding]:
+    def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
         matches = self.condition(event)
         if matches is None:
             return []
@@ -173,6 +175,9 @@ def _insert(items: list[list[Any]], entry: list[Any]) -> bool:
     An entry for an event already present is not added again (returns False): a record
     re-processed after a crash must not count twice.
     """
+    if not items or (items[-1][0], items[-1][1]) < (entry[0], entry[1]):
+        items.append(entry)  # the usual case: events of an account arrive in time order
+        return True
     position = bisect.bisect_left(items, (entry[0], entry[1]), key=lambda e: (e[0], e[1]))
     if position < len(items) and items[position][0] == entry[0] and items[position][1] == entry[1]:
         return False
@@ -197,11 +202,11 @@ class CorrelationRule(CompiledRule):
     aggregate: str
     field: str | None
     timespan_ms: int
-    threshold: Callable[[Decimal], bool]
+    threshold: Callable[[Decimal | int], bool]
     threshold_text: str
     max_state: int
 
-    def find(self, event: Event, t: int, state: StateStore, observer: EngineObserver) -> list[Finding]:
+    def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
         matches: Evidence = []
         if self.condition is not None:
             found = self.condition(event)
@@ -211,9 +216,10 @@ class CorrelationRule(CompiledRule):
         value = self._value(event)
         if value is None:
             return []  # nothing to count: e.g. a sum of usd_value over an event without one
-        key = state_key(self.spec.id, event.account_id)
-        current = self._admit(state.get(key) or {"t": {}, "e": []}, event, t, observer)
+        current = doc.get(self.spec.id)
         if current is None:
+            current = {"t": {}, "e": []}
+        if self._admit(current, event, t, observer) is None:
             return []
         marks = current["t"]
         entries: list[list[Any]] = current["e"]
@@ -224,8 +230,8 @@ class CorrelationRule(CompiledRule):
         _drop_until(entries, latest - self.timespan_ms + 1)
         if len(entries) > self.max_state:
             observer.evicted(self.spec.id, len(entries) - self.max_state)
-            entries = entries[-self.max_state :]
-        state.set(key, {"t": marks, "e": entries})
+            del entries[: len(entries) - self.max_state]
+        doc[self.spec.id] = current
         total = self._aggregate(entries)
         if not self.threshold(total):
             return []
@@ -252,19 +258,23 @@ class CorrelationRule(CompiledRule):
             amount = getattr(event, self.field)
             return None if amount is None else str(amount)
         if self.field in ("from_addresses", "to_address"):
-            return sorted({normalise_address(a) for a in event.addresses(self.field)})
+            keys = event.address_keys(self.field)
+            return list(keys) if len(keys) == 1 else sorted(set(keys))
         raw = getattr(event, self.field, None)
         return None if raw is None else [str(raw)]
 
-    def _aggregate(self, entries: list[list[Any]]) -> Decimal:
+    def _aggregate(self, entries: list[list[Any]]) -> Decimal | int:
+        # Counts stay ints: they compare with the Decimal threshold exactly, and print alike.
         if self.aggregate == "event_count":
-            return Decimal(len(entries))
+            return len(entries)
         if self.aggregate == "sum":
             return sum((Decimal(entry[2]) for entry in entries), Decimal(0))
+        if len(entries) == 1:
+            return len(entries[0][2])  # the values of one entry are distinct already
         distinct: set[str] = set()
         for entry in entries:
             distinct.update(entry[2])  # a list of normalised values
-        return Decimal(len(distinct))
+        return len(distinct)
 
 
 @dataclass(frozen=True)
@@ -282,7 +292,12 @@ class SequenceRule(CompiledRule):
     maxspan_ms: int
     max_state: int
 
-    def find(self, event: Event, t: int, state: StateStore, observer: EngineObserver) -> list[Finding]:
+    @cached_property
+    def _step_types(self) -> frozenset[str]:
+        """The event types of the steps (each type is read from its own topic)."""
+        return frozenset({self.start_type, self.then_type} | ({self.until_type} if self.until_type else set()))
+
+    def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
         is_start = event.type == self.start_type and self.start(event) is not None
         is_then = event.type == self.then_type and self.then(event) is not None
         is_until = self.until is not None and event.type == self.until_type and self.until(event) is not None
@@ -291,9 +306,10 @@ class SequenceRule(CompiledRule):
             is_start = False  # no value to measure the rest against
         if not (is_start or is_then or is_until):
             return []
-        key = state_key(self.spec.id, event.account_id)
-        current = self._admit(state.get(key) or {"t": {}, "s": [], "n": [], "u": []}, event, t, observer)
+        current = doc.get(self.spec.id)
         if current is None:
+            current = {"t": {}, "s": [], "n": [], "u": []}
+        if self._admit(current, event, t, observer) is None:
             return []
         marks = current["t"]
         starts: list[list[Any]] = current["s"]
@@ -308,12 +324,12 @@ class SequenceRule(CompiledRule):
         # A late start (within tolerance) still needs the thens after it, and a late then the
         # starts up to maxspan before it. The steps come from two topics read independently,
         # so measure from the topic that is furthest behind (within a bounded skew).
-        types = {self.start_type, self.then_type} | ({self.until_type} if self.until_type else set())
+        types = self._step_types
         latest = max(marks.values())
-        behind = min((marks[kind] for kind in types if kind in marks), default=latest)
         if len(types) > 1 and not types <= marks.keys():
             behind = latest - CROSS_TOPIC_SKEW_MS  # one topic not seen yet for this account
-        behind = max(behind, latest - CROSS_TOPIC_SKEW_MS)
+        else:
+            behind = max(min(marks[kind] for kind in types), latest - CROSS_TOPIC_SKEW_MS)
         horizon = behind - self.maxspan_ms - self.late_tolerance_ms
         for items in (starts, thens, untils):
             _drop_until(items, horizon)
@@ -321,7 +337,7 @@ class SequenceRule(CompiledRule):
                 observer.evicted(self.spec.id, len(items) - self.max_state)
                 del items[: len(items) - self.max_state]
         findings = [f for s in starts if not s[3] for f in self._complete(s, thens, untils, event)]
-        state.set(key, {"t": marks, "s": starts, "n": thens, "u": untils})
+        doc[self.spec.id] = current
         return findings
 
     def _amount(self, event: Event) -> str | None:

@@ -1,0 +1,93 @@
+"""Faust's Kafka consumer, delivering the input topics in whole poll batches.
+
+Faust hands every record to a stream through its conductor, a queue and several tasks
+per record; measured here, that path tops out at about 12,000 records/s per process
+whatever the agent does (``make bench``, docs/performance.md). The worker keeps
+everything else Faust gives it (group membership, the changelog-backed state table and
+its recovery, offset commits, rebalances, timers), but the records of its input topics
+skip the per-record path: the fetcher hands each poll batch to one coroutine, which
+screens the batch with the engine's batch entry point, waits for the outputs, and then
+acknowledges the records so Faust commits their offsets as usual.
+
+Records of any other subscribed topic (Faust's own) go the ordinary way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import Message
+
+#: Screens one batch of input records; returns once their outputs are safe (and acks them).
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer whose fetcher hands input records over in batches.
+
+    The app must have ``batch_topics`` (names) and ``screen_batch`` (a
+    :data:`BatchHandler`). The loop below follows Faust 0.15's ``_drain_messages`` (read
+    offsets, gap tracking, stop conditions) with one change: input records are collected
+    and handed over once per poll instead of one by one.
+    """
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
+        app = cast(Any, self.app)
+        inputs: frozenset[str] = app.batch_topics
+        handle: BatchHandler = app.screen_batch
+        callback = self.callback
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = app.topics.acks_enabled_for
+        track = self.track_message
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                batch: list[Message] = []
+                async for tp, message in records:
+                    offset = message.offset
+                    read = get_read_offset(tp)
+                    if read is not None and offset < read:
+                        continue  # already read before a seek (Faust drops these too)
+                    if read and offset - read > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, read + 1, offset)  # e.g. transaction markers
+                    if tp.topic in inputs:
+                        track(message)
+                        batch.append(message)
+                    else:
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    set_read_offset(tp, offset)
+                if batch:
+                    await handle(batch)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except asyncio.CancelledError:
+            if fetcher_should_stop() or consumer_should_stop():
+                # Stopped on purpose (shutdown, or a rebalance, after which Faust starts the
+                # fetcher again). Faust's own handler would "crash" the fetcher here when a
+                # rebalance is under way, and then fail calling a supervisor it does not
+                # have, which kills a worker told to stop during a rebalance.
+                return
+            raise
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`BatchConsumer`."""
+
+    Consumer: ClassVar[Any] = BatchConsumer
