@@ -48,7 +48,7 @@ from streams.screening import Record, Screening
 from streams.security import client_options, faust_credentials
 from streams.settings import Settings
 from streams.sink import AlertSink
-from streams.state_table import TableStore, table_writer
+from streams.state_table import TableStore
 from streams.web import WebService
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,10 @@ class SentinelApp(faust.App):
             partitions=settings.topic_partitions,
             help="Per-account state of stateful rules (JSON).",
         )
-        self.state_store = TableStore(self.state_table, table_writer(self.state_table))
+        # The raw dict inside the table's in-memory store: Faust fills it on recovery; the
+        # worker writes it, and the changelog, itself (see screen_batch).
+        self.state_store = TableStore(cast(Any, self.state_table.data).data)
+        self._changelog_topic = self.state_table.changelog_topic.get_topic_name()
         self.screening = Screening(
             ruleset,
             settings.topic_event_types,
@@ -335,8 +338,11 @@ class SentinelApp(faust.App):
             store.forget()
             return
         # Now that the outputs are acknowledged, the state changes go to the changelog,
-        # and only then are the records acknowledged for Faust to commit.
-        store.persist()
+        # and only once they are acknowledged too are the records acked for Faust to commit.
+        await self.sink.write_many(self._changelog_topic, store.changes())
+        if rebalances != self._rebalances:
+            store.forget()
+            return
         ack = self.consumer.ack
         for message in messages:
             ack(message)

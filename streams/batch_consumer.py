@@ -45,7 +45,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = app.topics.acks_enabled_for
-        track = self.track_message
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -62,7 +61,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     if read and offset - read > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, read + 1, offset)  # e.g. transaction markers
                     if tp.topic in inputs:
-                        track(message)
+                        # Not track_message(): its per-record sensor call costs more than it tells
+                        # (our own metrics count records); an abandoned batch is re-read anyway.
                         batch.append(message)
                     else:
                         await self.wait_first(callback(message), self.suspend_flow.wait())

@@ -55,6 +55,8 @@ class AlertSink:
             linger_ms=0,
             # A dead letter carries the original value; allow up to the broker's default limit.
             max_request_size=1_048_576 + 64_000,
+            # State changelog records go out in batches of up to this many bytes per partition.
+            max_batch_size=512 * 1024,
             client_id="deposit-sentinel-alerts",
         )
         await self._producer.start()
@@ -111,13 +113,55 @@ class AlertSink:
             letter.detail[:200],
         )
 
-    async def _send(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+    async def write_many(self, topic: str, records: Sequence[tuple[int, bytes, bytes | None]]) -> None:
+        """Produce ``(partition, key, value)`` records and return once all are acknowledged.
+
+        Used for the state changelog: one record per account touched by a batch. They go
+        out as one producer batch per partition and are awaited together; the records of
+        a batch that failed are retried one by one, like every other output.
+        """
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("AlertSink.write_many called before start")
+        # Batches are built here, one per partition, rather than record by record through
+        # send(), whose per-record metadata and partition checks cost more than the
+        # screening of a record.
+        sent: list[tuple[Any, list[tuple[int, bytes, bytes | None]]]] = []
+        open_batches: dict[int, tuple[Any, list[tuple[int, bytes, bytes | None]]]] = {}
+        for record in records:
+            partition, key, value = record
+            current = open_batches.get(partition)
+            if current is None:
+                current = open_batches[partition] = (producer.create_batch(), [])
+            if current[0].append(key=key, value=value, timestamp=None) is None:  # full
+                sent.append((await producer.send_batch(current[0], topic, partition=partition), current[1]))
+                current = open_batches[partition] = (producer.create_batch(), [])
+                current[0].append(key=key, value=value, timestamp=None)
+            current[1].append(record)
+        for partition, (batch, members) in open_batches.items():
+            sent.append((await producer.send_batch(batch, topic, partition=partition), members))
+        results = await asyncio.gather(*(future for future, _ in sent), return_exceptions=True)
+        for (_, members), result in zip(sent, results, strict=True):
+            if isinstance(result, KafkaError):
+                for partition, key, value in members:
+                    await self._send(topic, key, value, [], partition)
+            elif isinstance(result, BaseException):
+                raise result
+
+    async def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        partition: int | None = None,
+    ) -> None:
         if self._producer is None:
             raise RuntimeError("AlertSink.emit called before start")
         backoff = 0.1
         while True:
             try:
-                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers, partition=partition)
                 self.retrying = False
                 return
             except KafkaError as exc:

@@ -70,7 +70,7 @@ def test_state_is_durable_only_once_persisted() -> None:
     screening = Screening(RULES, {"deposits": "deposit"}, state=store)
     screening.screen_one(record(raw(deposit())))
     assert table == {}
-    assert store.persist() == 1
+    assert [key for _, key, _ in store.changes()] == [b"acct-1"]
     assert list(table) == [b"acct-1"]
 
 
@@ -87,14 +87,14 @@ def test_a_crash_before_persist_replays_to_the_same_alerts(crash_after: int) -> 
     emitted = []
     for r in records[:crash_after]:
         emitted += [a.alert_id for a in first.screen_one(r).alerts]
-        first.state.persist()  # type: ignore[attr-defined]
+        first.state.changes()  # type: ignore[attr-defined]
     # the next record is screened and its alert produced, but the worker dies before persisting
     emitted += [a.alert_id for a in first.screen_one(records[crash_after]).alerts]
 
     restarted = Screening(RULES, {"deposits": "deposit"}, state=TableStore(table))
     for r in records[crash_after:]:  # replay from the last committed record
         emitted += [a.alert_id for a in restarted.screen_one(r).alerts]
-        restarted.state.persist()  # type: ignore[attr-defined]
+        restarted.state.changes()  # type: ignore[attr-defined]
     assert set(emitted) == set(expected)
 
 
@@ -106,7 +106,7 @@ def test_a_forgotten_batch_reads_the_durable_state_again() -> None:
     records = fan_in(12)
     for r in records[:6]:
         screening.screen_one(r)
-    store.persist()
+    store.changes()
     durable = dict(table)
     for r in records[6:]:
         screening.screen_one(r)
@@ -167,18 +167,12 @@ def test_files_have_no_keys_to_check() -> None:
 def test_worker_state_of_an_account_is_one_table_entry() -> None:
     """One record's state changes reach the changelog as one record: all or nothing."""
     table: dict[bytes, bytes] = {}
-    written: list[tuple[int, bytes]] = []
-
-    def write(partition: int, key: bytes, value: bytes | None) -> None:
-        written.append((partition, key))
-        assert value is not None
-        table[key] = value
-
-    store = TableStore(table, write)
+    store = TableStore(table)
     store.partition = 3
     Screening(RULES, {"deposits": "deposit"}, state=store).screen_one(record(raw(deposit(usd_value="5000"))))
     assert table == {}
-    store.persist()
-    assert written == [(3, b"acct-1")]
-    document = orjson.loads(table[b"acct-1"])
+    [(partition, key, value)] = store.changes()
+    assert (partition, key) == (3, b"acct-1") and table[key] == value
+    assert value is not None
+    document = orjson.loads(value)
     assert {"#seen", "pass-through", "fan-in", "velocity"} <= set(document)

@@ -336,7 +336,8 @@ class SequenceRule(CompiledRule):
             if len(items) > self.max_state:
                 observer.evicted(self.spec.id, len(items) - self.max_state)
                 del items[: len(items) - self.max_state]
-        findings = [f for s in starts if not s[3] for f in self._complete(s, thens, untils, event)]
+        # Without a "then" step in state no start can complete (the usual case for a deposit).
+        findings = [f for s in starts if not s[3] for f in self._complete(s, thens, untils, event)] if thens else []
         doc[self.spec.id] = current
         return findings
 

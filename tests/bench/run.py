@@ -1,11 +1,12 @@
-"""``make bench``: drain throughput of the Faust worker (A), the ideal aiokafka loop (B) and the
-engine alone (C), plus backtest speed, on the real local broker. Not part of ``make test``.
+"""``make bench``: the worker (A) side by side with the ideal aiokafka loop (B) and the engine
+alone (C) on the same broker and input, plus latency under load, scale-out, memory and
+backtest speed. Not part of ``make test``.
 
-    python -m tests.bench.run [--events N]
+    python -m tests.bench.run [--events N] [--latency-seconds S] [--list-addresses N]
 
-Every run's alert set is compared with the offline oracle (``backtest`` over the same
-input); a run that disagrees is reported as FAILED, not as a number. Results are printed
-as a table and written to bench-results/<time>.json.
+The alert set of every run is compared with the offline oracle (``sentinel backtest``
+over the same input); a run that disagrees is reported as FAILED, not as a number.
+Tables are printed and results written to bench-results/<time>.json (ignored by git).
 """
 
 from __future__ import annotations
@@ -13,25 +14,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
+import platform
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.backtest import backtest_lines
-from streams.rules.engine import load_ruleset
+from streams.memory import settle_long_lived
+from streams.rules.engine import Ruleset, load_ruleset
 from streams.screening import Record, Screening
 from streams.synthetic import synthetic_events
+from tests.bench import latency
 from tests.chaos.harness import Run
-from tests.integration.helpers import project_broker
+from tests.integration.helpers import prepare_topics, project_broker
 
 REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "bench-results"
+SEED = 11
+ACCOUNTS = 200_000
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Result:
     cpu_seconds: float
     alerts: int
     matches_oracle: bool
+    note: str = ""
 
     @property
     def rate(self) -> float:
@@ -52,8 +60,14 @@ class Result:
         verdict = "ok" if self.matches_oracle else "FAILED (alerts differ from the oracle)"
         return (
             f"| {self.name} | {self.events} | {self.seconds:.1f} | {self.rate:,.0f} | {cpu_per_million:,.0f} | "
-            f"{self.alerts} | {verdict} |"
+            f"{self.alerts} | {verdict} | {self.note} |"
         )
+
+
+HEADER = (
+    "| run | events | seconds | events/s | CPU s per 1M | alerts | vs oracle | note |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
 
 
 def cpu_of(pid: int) -> float:
@@ -61,23 +75,42 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def engine_alone(lines: list[bytes], ruleset, oracle: set[str]) -> Result:  # type: ignore[no-untyped-def]
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def backtest_cli(path: Path, alerts: Path) -> tuple[Result, set[str]]:
+    """5: ``sentinel backtest`` on the file, as a user runs it; its alerts are the oracle."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "backtest", "--input", str(path), "--output", str(alerts)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    ids = {orjson.loads(line)["alert_id"] for line in alerts.read_bytes().splitlines()}
+    summary = next(line for line in done.stdout.splitlines() if "events/s" in line)
+    events = int(summary.split(" lines, ")[1].split(" events")[0])
+    note = f"its own figure: {summary.split(', ')[-1]} (sort + screen; wall includes start-up and reading)"
+    return Result("backtest (sentinel backtest, file)", events, seconds, seconds, len(ids), True, note), ids
+
+
+def engine_alone(lines: list[bytes], ruleset: Ruleset, oracle: set[str]) -> Result:
     """C: decode, validate and evaluate from memory, in input order (the CPU ceiling)."""
     screening = Screening(ruleset)
     records = [Record("file", 0, i, None, line) for i, line in enumerate(lines)]
     cpu0, t0 = time.process_time(), time.perf_counter()
     ids = {a.alert_id for r in records for a in screening.screen_one(r).alerts}
-    return Result(
-        "C engine alone (memory)",
-        len(lines),
-        time.perf_counter() - t0,
-        time.process_time() - cpu0,
-        len(ids),
-        ids == oracle,
-    )
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return Result("C engine alone (memory)", len(lines), seconds, cpu, len(ids), ids == oracle)
 
 
-async def ideal_loop(run: Run, ruleset, total: int, oracle: set[str]) -> Result:  # type: ignore[no-untyped-def]
+async def ideal_loop(run: Run, ruleset: Ruleset, total: int, oracle: set[str]) -> Result:
     """B: aiokafka getmany batches + orjson + the same engine, committing after alert acks."""
     s = run.settings
     consumer = AIOKafkaConsumer(
@@ -114,56 +147,153 @@ async def ideal_loop(run: Run, ruleset, total: int, oracle: set[str]) -> Result:
         await consumer.stop()
         await producer.stop()
     return Result(
-        "B ideal aiokafka loop", seen, time.perf_counter() - t0, time.process_time() - cpu0, len(ids), ids == oracle
+        "B ideal aiokafka loop",
+        seen,
+        time.perf_counter() - t0,
+        time.process_time() - cpu0,
+        len(ids),
+        ids == oracle,
+        "no durable state",
     )
 
 
-def faust_worker(run: Run, total: int, oracle: set[str]) -> Result:
-    """A: the project's worker draining the preloaded topics."""
-    worker = run.start()
-    pid = worker.process.pid
-    cpu0, t0 = cpu_of(pid), time.perf_counter()
+def drain(run: Run, total: int, oracle: set[str], workers: int) -> tuple[Result, dict[str, float]]:
+    """Start ``workers`` worker processes on the preloaded topics and time them until all is committed."""
+    names = [f"w{i + 1}" for i in range(workers)]
+    spawned = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        procs = list(pool.map(run.start, names))
+    ready = time.perf_counter()
+    pids = [p.process.pid for p in procs]
+    cpu0 = sum(cpu_of(pid) for pid in pids)
+    rss_ready = max(rss_mb(pid) for pid in pids)
     while run.lag() != 0:
-        time.sleep(0.5)
-    seconds, cpu = time.perf_counter() - t0, cpu_of(pid) - cpu0
+        time.sleep(0.25)
+    done = time.perf_counter()
+    cpu = sum(cpu_of(pid) for pid in pids) - cpu0
+    memory = {"rss_ready_mb": rss_ready, "peak_rss_mb": max(rss_mb(pid, "VmHWM") for pid in pids)}
     ids = set(run.alert_ids())
-    run.stop()
-    return Result("A Faust worker", total, seconds, cpu, len(ids), ids == oracle)
+    run.stop_all()
+    name = "A worker (1 process)" if workers == 1 else f"A worker ({workers} processes)"
+    note = f"from ready; {done - spawned:.1f}s from start-up"
+    return Result(name, total, done - ready, cpu, len(ids), ids == oracle, note), memory | {
+        "from_start_s": done - spawned
+    }
+
+
+def fresh_group(run: Run, tag: str) -> None:
+    """Same input topics, a new consumer group, state table and alert topic."""
+    run.settings = run.settings.model_copy(
+        update={"app_id": f"{run.settings.app_id}-{tag}", "alerts_topic": f"{run.settings.alerts_topic}-{tag}"}
+    )
+    asyncio.run(prepare_topics(run.settings))
+
+
+def list_memory(addresses: int, workdir: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.memory", str(addresses), str(workdir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return {"addresses": addresses, "error": 1.0, "stderr": done.stderr[-500:]}  # type: ignore[dict-item]
+    return dict(orjson.loads(done.stdout))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--list-addresses", type=int, default=10_000_000)
     args = parser.parse_args()
-    lines = list(synthetic_events(args.events, seed=11, accounts=200_000, poison_share=0.001))
+    OUT.mkdir(exist_ok=True)
+    work = OUT / "work"
+    work.mkdir(exist_ok=True)
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"machine: {machine}; {args.events} events, seed {SEED}", flush=True)
+
+    lines = list(synthetic_events(args.events, seed=SEED, accounts=ACCOUNTS, poison_share=0.001))
+    events_file = work / f"events-{args.events}.jsonl"
+    events_file.write_bytes(b"\n".join(lines) + b"\n")
+    backtest, oracle = backtest_cli(events_file, work / "oracle-alerts.jsonl")
+    print(backtest.row(), flush=True)
     ruleset = load_ruleset([REPO / "rules"])
-    t0 = time.perf_counter()
-    report = backtest_lines(lines, ruleset)
-    seconds = time.perf_counter() - t0
-    backtest = Result("backtest (file order by time)", report.events, seconds, seconds, report.alert_count, True)
-    oracle = {a.alert_id for a in report.alerts}
+    settle_long_lived()  # as the CLI and the worker do once their rules are loaded
     results = [backtest, engine_alone(lines, ruleset, oracle)]
+    print(results[-1].row(), flush=True)
+    memory: dict[str, object] = {}
+    latencies: list[latency.LatencyResult] = []
     with project_broker("kafka-bench") as (bootstrap, env), tempfile.TemporaryDirectory() as workdir:
         run = Run(bootstrap, Path(workdir), env)
         t1 = time.perf_counter()
         run.produce(lines)
         print(f"preloaded {len(lines)} events in {time.perf_counter() - t1:.1f}s", flush=True)
         results.append(asyncio.run(ideal_loop(run, ruleset, len(lines), oracle)))
-        results.append(faust_worker(run, len(lines), oracle))
-    header = "| run | events | seconds | events/s | CPU s per 1M | alerts | vs oracle |\n|---|---|---|---|---|---|---|"
-    print(header)
+        print(results[-1].row(), flush=True)
+        one, memory["worker_1"] = drain(run, len(lines), oracle, 1)
+        results.append(one)
+        print(one.row(), flush=True)
+        fresh_group(run, "x2")
+        two, memory["workers_2"] = drain(run, len(lines), oracle, 2)
+        results.append(two)
+        print(two.row(), flush=True)
+        drain_rate = one.rate
+        for index, load in enumerate((0.1, 0.5, 0.8)):
+            rate = load * drain_rate
+            count = int(rate * args.latency_seconds)
+            offered = list(synthetic_events(count, seed=100 + index, accounts=ACCOUNTS, poison_share=0.001))
+            expected = {
+                orjson.loads(line)["alert_id"]
+                for line in _oracle_alerts(offered, work / f"latency-{index}").read_bytes().splitlines()
+            }
+            level = Run(bootstrap, Path(workdir), env)
+            latencies.append(latency.measure(level, offered, load, rate, expected))
+            print(latencies[-1].row(), flush=True)
+    memory["list"] = list_memory(args.list_addresses, work)
+
+    a, b = one, next(r for r in results if r.name.startswith("B"))
+    print(f"\nmachine: {machine}\n\n## Drain throughput ({args.events} events, 4 partitions)\n")
+    print(HEADER)
     for result in results:
         print(result.row())
-    a = next(r for r in results if r.name.startswith("A"))
-    b = next(r for r in results if r.name.startswith("B"))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    print(f"\nA/B = {a.rate / b.rate:.1%}; max RSS of the bench process {rss} MB")
-    out = REPO / "bench-results"
-    out.mkdir(exist_ok=True)
-    (out / f"{time.strftime('%Y%m%dT%H%M%S')}.json").write_bytes(
-        orjson.dumps([asdict(r) | {"rate": r.rate} for r in results], option=orjson.OPT_INDENT_2)
+    print(f"\nA/B = {a.rate / b.rate:.1%}; 2 workers / 1 worker = {two.rate / one.rate:.2f}x")
+    print(f"\n## Latency under load ({args.latency_seconds:.0f} s per level, open loop)\n")
+    print(latency.HEADER)
+    for level in latencies:
+        print(level.row())
+    w1 = memory["worker_1"]
+    print("\n## Memory\n")
+    print(
+        f"- worker with the shipped lists: {w1['rss_ready_mb']:.0f} MB RSS when ready, "  # type: ignore[index]
+        f"{w1['peak_rss_mb']:.0f} MB peak after {args.events} events"
+    )  # type: ignore[index]
+    print(f"- generated list: {memory['list']}")
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (OUT / f"{stamp}.json").write_bytes(
+        orjson.dumps(
+            {
+                "machine": machine,
+                "events": args.events,
+                "drain": [asdict(r) | {"rate": r.rate} for r in results],
+                "latency": [asdict(level) for level in latencies],
+                "memory": memory,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
     )
-    return 0 if all(r.matches_oracle for r in results) else 1
+    ok = all(r.matches_oracle for r in results) and all(level.matches_oracle for level in latencies)
+    return 0 if ok else 1
+
+
+def _oracle_alerts(lines: list[bytes], stem: Path) -> Path:
+    path, alerts = stem.with_suffix(".jsonl"), stem.with_suffix(".alerts.jsonl")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    backtest_cli(path, alerts)
+    return alerts
 
 
 if __name__ == "__main__":

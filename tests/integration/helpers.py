@@ -63,11 +63,12 @@ def settings_env(settings: Settings, data_dir: Path) -> dict[str, str]:
 
 async def produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
     """Produce ``(topic, key, value)`` records in order and wait for every acknowledgement."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
-        for topic, key, value in records:
-            await producer.send_and_wait(topic, value=value, key=key)
+        # Sent back to back and awaited together: one producer keeps each partition's order.
+        pending = [await producer.send(topic, value=value, key=key) for topic, key, value in records]
+        await asyncio.gather(*pending)
     finally:
         await producer.stop()
 
