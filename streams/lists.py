@@ -70,7 +70,9 @@ class AddressList:
     """A named, versioned set of addresses keyed by normalised address."""
 
     info: ListInfo
-    entries: dict[str, ListEntry] = field(default_factory=dict)
+    #: Normalised address -> entry: a dict, or for very large EVM lists a compact index
+    #: (see :mod:`streams.compact_lists`).
+    entries: Mapping[str, ListEntry] = field(default_factory=dict)
     #: Digest of the content, so a ruleset's version changes when a list does.
     digest: str = ""
     #: Entries whose normalised form collided with an earlier one (kept: the first).

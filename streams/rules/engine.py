@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from streams import ENGINE_VERSION
 from streams.alerts import FreezeAlert, alert_id_for
+from streams.compact_lists import read_compact
 from streams.events import EVENT_TYPES, Event, format_timestamp
 from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_entries
 from streams.ofac import read_meta
@@ -314,6 +315,10 @@ def _load_list(rule_file: Path, spec: ListSpec, where: Position | str) -> Addres
     if spec.addresses is not None:
         return AddressList.from_entries(info, (ListEntry(a, spec.entity) for a in spec.addresses))
     path = (rule_file.parent / spec.file).resolve() if spec.file else rule_file
+    if (spec.format or path.suffix.lstrip(".").lower()) == "txt":
+        compact = read_compact(path, spec.entity)
+        if compact is not None:
+            return AddressList(info, compact, compact.digest(), compact.duplicates)
     try:
         entries = read_entries(
             path,

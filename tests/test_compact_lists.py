@@ -1,0 +1,98 @@
+"""The compact index of very large EVM lists answers exactly as the dict index does."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from streams import compact_lists
+from streams.compact_lists import read_compact
+from streams.lists import AddressList, ListInfo, read_entries
+from streams.rules.engine import load_ruleset
+
+INFO = ListInfo("big", "Big", "custom", "test", "1")
+
+
+def addresses(count: int, seed: int = 3) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        digits = f"{rng.getrandbits(160):040x}"
+        # Mixed case, as checksummed lists spell them; matching ignores case.
+        out.append("0x" + "".join(c.upper() if rng.random() < 0.5 else c for c in digits))
+    return out
+
+
+def write(path: Path, lines: list[str], end: str = "\n") -> Path:
+    path.write_text("\n".join(lines) + end)
+    return path
+
+
+def test_compact_and_dict_indexes_agree(tmp_path: Path) -> None:
+    spelled = addresses(3000)
+    spelled += [spelled[10].lower(), spelled[20]]  # two duplicates, one spelled differently
+    path = write(tmp_path / "big.txt", spelled)
+    compact = read_compact(path, "Cluster X", minimum=1)
+    assert compact is not None
+    plain = AddressList.from_entries(INFO, (e.__class__(e.address, "Cluster X") for e in read_entries(path)))
+    assert len(compact) == len(plain) == 3000
+    assert compact.duplicates == plain.duplicates == 2
+    assert set(compact) == set(plain.entries)
+    for key in list(plain.entries)[:500]:
+        assert compact.get(key) == plain.get(key)  # the first spelling wins in both
+    assert compact.get(spelled[10].lower()).address == spelled[10]  # type: ignore[union-attr]
+    absent = "0x" + "0" * 40
+    assert compact.get(absent) is None and absent not in compact
+    assert compact.get("not-an-address") is None
+    with pytest.raises(KeyError):
+        compact[absent]
+
+
+def test_a_hash_collision_does_not_make_a_match(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    compact = read_compact(write(tmp_path / "big.txt", addresses(50)), None, minimum=1)
+    assert compact is not None
+    other = "0x" + "1" * 40
+    # Pretend the absent address hashes like a listed one: the row comparison must still refuse it.
+    listed = next(iter(compact))
+    monkeypatch.setattr(compact_lists, "hash", lambda value: hash(listed.encode()), raising=False)
+    assert compact.get(listed) is not None
+    assert compact.get(other) is None
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["0x" + "a" * 40, "# a comment"],
+        ["0x" + "a" * 40, "0x" + "g" * 40],
+        ["0x" + "a" * 40, "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh"],
+        ["0x" + "a" * 40, " 0x" + "b" * 39],
+        ["0x" + "a" * 40, "0X" + "b" * 40],
+    ],
+)
+def test_anything_but_plain_evm_lines_keeps_the_dict_index(tmp_path: Path, lines: list[str]) -> None:
+    assert read_compact(write(tmp_path / "l.txt", lines), None, minimum=1) is None
+
+
+def test_the_last_line_needs_no_newline(tmp_path: Path) -> None:
+    compact = read_compact(write(tmp_path / "l.txt", addresses(5), end=""), None, minimum=1)
+    assert compact is not None and len(compact) == 5
+
+
+def test_a_ruleset_screens_with_a_compact_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.events import parse_event
+    from tests.bench.memory import RULE_FILE
+    from tests.factories import deposit, raw
+
+    monkeypatch.setattr(compact_lists, "COMPACT_FROM", 10)
+    listed = addresses(100)
+    write(tmp_path / "generated.txt", listed)
+    (tmp_path / "generated.yaml").write_text(RULE_FILE)
+    ruleset = load_ruleset([tmp_path])
+    assert isinstance(ruleset.lists["generated"].entries, compact_lists.CompactEntries)
+    hit = parse_event(raw(deposit(from_addresses=[listed[7].lower()])))
+    miss = parse_event(raw(deposit()))
+    [alert] = ruleset.evaluate([hit])
+    assert alert.evidence["matches"][0]["entry"]["address"] == listed[7]
+    assert ruleset.evaluate([miss]) == []
