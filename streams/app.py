@@ -37,18 +37,19 @@ from typing import Any, cast
 import faust
 import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import Message, TransportT
+from aiokafka.structs import ConsumerRecord
+from faust.types import TransportT
 
 from streams import metrics
-from streams.batch_consumer import BatchTransport
+from streams.batch_consumer import BatchConsumer, BatchTransport
 from streams.memory import settle_long_lived
 from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
 from streams.rules.engine import Ruleset, load_ruleset
-from streams.screening import Record, Screening
+from streams.screening import Outcome, Record, Screening
 from streams.security import client_options, faust_credentials
 from streams.settings import Settings
 from streams.sink import AlertSink
-from streams.state_table import TableStore
+from streams.state_table import Change, TableStore
 from streams.web import WebService
 
 log = logging.getLogger(__name__)
@@ -58,17 +59,18 @@ STALLED_EXIT_CODE = 75
 
 
 class _SinkService(mode.Service):
-    """Starts the alert producer before the agents and stops it after them."""
+    """Starts the alert producer before the consumer and stops it after the last batch."""
 
-    def __init__(self, sink: AlertSink, **kwargs: Any) -> None:
+    def __init__(self, app: SentinelApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.sink = sink
+        self.sentinel = app
 
     async def on_start(self) -> None:
-        await self.sink.start()
+        await self.sentinel.sink.start()
 
     async def on_stop(self) -> None:
-        await self.sink.stop()
+        await self.sentinel.finish_in_flight()
+        await self.sentinel.sink.stop()
 
 
 class _ReloadService(mode.Service):
@@ -186,10 +188,13 @@ class SentinelApp(faust.App):
             state=self.state_store,
             observer=metrics.PrometheusObserver(),
         )
-        #: Bumped when a rebalance starts: a batch that spans one is abandoned (see screen_batch).
+        #: Bumped when a rebalance starts: a batch that spans one is abandoned (see _complete).
         self._rebalances = 0
+        #: The batch whose outputs are being produced while the next one is screened.
+        self._in_flight: asyncio.Future[None] | None = None
+        self._in_flight_changes: list[Change] = []
         self.sink = AlertSink(client_options(settings), settings.alerts_topic, settings.dead_letter_topic)
-        self._sink_service = _SinkService(self.sink)
+        self._sink_service = _SinkService(self)
         self.reloader = RulesReloader(
             settings.rule_paths,
             self._install_ruleset,
@@ -233,6 +238,10 @@ class SentinelApp(faust.App):
         """Count rebalances; drop decoded state, which the new assignment recovers from the table."""
         metrics.REBALANCES.inc()
         self._rebalances += 1
+        # A batch still in flight is abandoned (see _complete), with everything decoded.
+        if self._in_flight is not None and not self._in_flight.done():
+            self._in_flight.cancel()
+        self._in_flight = None
         self.state_store.forget()
         super().on_rebalance_start()
 
@@ -302,13 +311,12 @@ class SentinelApp(faust.App):
                 len(new),
             )
 
-    async def screen_batch(self, messages: list[Message]) -> None:
-        """Screen one poll batch: evaluate, produce and await outputs, persist state, then ack.
+    async def screen_batch(self, messages: list[ConsumerRecord]) -> None:
+        """Screen one poll batch, then hand its outputs to :meth:`_complete`.
 
-        If a rebalance starts before the outputs are acknowledged, the batch is abandoned
-        without touching the table or acknowledging anything: its partitions are re-read
-        from their committed offsets by whichever worker owns them next, against the state
-        this batch first met, and raise the same alerts (consumers dedupe on ``alert_id``).
+        Screening the next batch overlaps the outputs of this one (a pipeline one batch
+        deep): this returns once the *previous* batch is complete, so at most one batch
+        waits for the broker while the next is screened.
         """
         rebalances = self._rebalances
         store = self.state_store
@@ -317,6 +325,7 @@ class SentinelApp(faust.App):
         clock = time.perf_counter
         observe = metrics.EVALUATION_SECONDS.observe
         for message in messages:
+            stamp = message.timestamp
             record = Record(
                 topic=message.topic,
                 partition=message.partition,
@@ -324,7 +333,7 @@ class SentinelApp(faust.App):
                 key=message.key,
                 value=message.value,
                 headers=_headers(message.headers),
-                timestamp=message.timestamp,
+                timestamp=stamp / 1000 if stamp is not None else None,
             )
             store.partition = message.partition
             outcome = screening.parse(record)
@@ -333,23 +342,64 @@ class SentinelApp(faust.App):
                 screening.evaluate(outcome)
                 observe(clock() - started)
             outcomes.append(outcome)
+        # The state as this batch leaves it, encoded now: the next batch changes the documents.
+        changes = store.encode()
+        previous = self._in_flight
+        self._in_flight = current = asyncio.ensure_future(
+            self._complete(previous, messages, outcomes, changes, rebalances)
+        )
+        self._in_flight_changes = changes
+        current.add_done_callback(_report_failure)
+        if previous is not None:
+            try:
+                await asyncio.shield(previous)
+            except asyncio.CancelledError:
+                if not previous.cancelled():
+                    raise  # this coroutine is being cancelled (the worker stops)
+                # else: the previous batch was abandoned at a rebalance; nothing to wait for
+
+    async def finish_in_flight(self, timeout: float = 10.0) -> None:
+        """Let the batch in flight complete before the producer stops (a graceful stop)."""
+        if self._in_flight is not None and not self._in_flight.done():
+            await asyncio.wait([self._in_flight], timeout=timeout)
+
+    async def _complete(
+        self,
+        previous: asyncio.Future[None] | None,
+        messages: list[ConsumerRecord],
+        outcomes: list[Outcome],
+        changes: list[Change],
+        rebalances: int,
+    ) -> None:
+        """Produce a batch's outputs, then its state, then acknowledge its records, in that order.
+
+        Alerts and dead letters first; once the broker has them, and the batch before
+        this one is complete, the state changes go to the changelog; once those are
+        acknowledged too, the records are acked for Faust to commit. If a rebalance starts
+        in between, the batch is abandoned at that point without acking anything: its
+        partitions are re-read from their committed offsets by whichever worker owns them
+        next, and raise the same alerts (consumers dedupe on ``alert_id``).
+        """
         await self.sink.emit_many(outcomes)
+        if previous is not None:
+            await previous
         if rebalances != self._rebalances:
-            store.forget()
             return
-        # Now that the outputs are acknowledged, the state changes go to the changelog,
-        # and only once they are acknowledged too are the records acked for Faust to commit.
-        await self.sink.write_many(self._changelog_topic, store.changes())
+        await self.sink.write_many(self._changelog_topic, changes)
         if rebalances != self._rebalances:
-            store.forget()
             return
-        ack = self.consumer.ack
-        for message in messages:
-            ack(message)
+        in_flight = self._in_flight_changes if self._in_flight_changes is not changes else []
+        self.state_store.apply(changes, in_flight)
+        cast(BatchConsumer, self.consumer).ack_records(messages)
         counts = Counter((outcome.record.topic, outcome.result) for outcome in outcomes)
         for (topic, result), count in counts.items():
             metrics.EVENTS.labels(topic, result).inc(count)
         self._screened += len(messages)
+
+
+def _report_failure(batch: asyncio.Future[None]) -> None:
+    if not batch.cancelled() and batch.exception() is not None:
+        log.error("completing a batch failed; its records will be read again", exc_info=batch.exception())
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:

@@ -16,24 +16,45 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import Message
+from faust.types import TP
 
-#: Screens one batch of input records; returns once their outputs are safe (and acks them).
-BatchHandler = Callable[[list[Message]], Awaitable[None]]
+#: Screens one batch of input records (aiokafka ``ConsumerRecord``s, in partition order)
+#: and acknowledges them with :meth:`BatchConsumer.ack_records` once their outputs are safe.
+BatchHandler = Callable[[list[Any]], Awaitable[None]]
+
+
+@dataclass(eq=False, slots=True, weakref_slot=True)  # Faust keeps unacked messages in a WeakSet
+class _Offset:
+    """What Faust's :meth:`Consumer.ack` reads of a message: where it is, and whether acked."""
+
+    topic: str
+    partition: int
+    offset: int
+    tp: TP
+    acked: bool = False
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose fetcher hands input records over in batches.
 
     The app must have ``batch_topics`` (names) and ``screen_batch`` (a
-    :data:`BatchHandler`). The loop below follows Faust 0.15's ``_drain_messages`` (read
-    offsets, gap tracking, stop conditions) with one change: input records are collected
-    and handed over once per poll instead of one by one.
+    :data:`BatchHandler`). The loop below follows Faust 0.15's ``_drain_messages`` and
+    ``getmany`` (active partitions, read offsets, gap tracking, generation and flow
+    checks, stop conditions) with one change: input records are collected as aiokafka
+    delivered them and handed over once per poll, instead of each being wrapped in a
+    Faust message and passed through a queue. Records of other topics go Faust's way.
     """
+
+    def ack_records(self, records: list[Any]) -> None:
+        """Acknowledge input records (Faust commits offsets up to the last contiguous ack)."""
+        ack = self.ack
+        for record in records:
+            ack(_Offset(record.topic, record.partition, record.offset, TP(record.topic, record.partition)))  # type: ignore[arg-type]
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
         app = cast(Any, self.app)
@@ -48,25 +69,40 @@ class BatchConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records = self.getmany(timeout=1.0)
+                polled, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
-                if self.should_stop:
+                if polled is None or self.should_stop:
                     continue
-                batch: list[Message] = []
-                async for tp, message in records:
-                    offset = message.offset
+                if not self.flow_active:
+                    # A rebalance began: drop what was fetched and go back to the committed
+                    # offsets, as Faust's getmany does.
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning("seek to committed offsets failed: %r", exc)
+                    continue
+                generation = app.consumer_generation_id
+                batch: list[Any] = []
+                for tp, records in polled.items():
+                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        continue
+                    if app.consumer_generation_id != generation or not self.flow_active:
+                        break
                     read = get_read_offset(tp)
-                    if read is not None and offset < read:
-                        continue  # already read before a seek (Faust drops these too)
-                    if read and offset - read > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, read + 1, offset)  # e.g. transaction markers
-                    if tp.topic in inputs:
-                        # Not track_message(): its per-record sensor call costs more than it tells
-                        # (our own metrics count records); an abandoned batch is re-read anyway.
-                        batch.append(message)
-                    else:
-                        await self.wait_first(callback(message), self.suspend_flow.wait())
-                    set_read_offset(tp, offset)
+                    is_input = tp.topic in inputs
+                    for record in records:
+                        offset = record.offset
+                        if read is not None and offset < read:
+                            continue  # already read before a seek (Faust drops these too)
+                        if read and offset - read > 1 and acks_enabled_for(tp.topic):
+                            await self._add_gap(tp, read + 1, offset)  # e.g. transaction markers
+                        if is_input:
+                            batch.append(record)
+                        else:
+                            message = self._to_message(tp, record)
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        read = offset
+                        set_read_offset(tp, offset)
                 if batch:
                     await handle(batch)
                 self.diag.unset_flag(CONSUMER_FETCHING)

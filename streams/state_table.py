@@ -16,7 +16,7 @@ same alerts.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 
 import orjson
 
@@ -31,8 +31,8 @@ class TableStore:
 
     ``table`` maps account ids (bytes) to encoded documents: in the worker, the raw dict
     inside the Faust table's in-memory store, which Faust fills from the changelog on
-    recovery. :meth:`changes` encodes the documents a batch touched, updates ``table``
-    and returns the records the caller must write to the changelog.
+    recovery. :meth:`encode` turns the documents a batch touched into changelog
+    records; once they are durable, :meth:`apply` puts them in ``table``.
     """
 
     def __init__(self, table: MutableMapping[bytes, bytes], *, max_cached: int = 100_000) -> None:
@@ -51,8 +51,12 @@ class TableStore:
             doc = self._docs[account_id] = {} if raw is None else orjson.loads(raw)
         return doc
 
-    def changes(self) -> list[Change]:
-        """Encode every touched document into ``table``; return them as changelog records."""
+    def encode(self) -> list[Change]:
+        """The touched documents, encoded as they are now, as changelog records.
+
+        Nothing is written: the worker writes them to the changelog once the batch's
+        alerts are acknowledged, then :meth:`apply` puts them in the table.
+        """
         out: list[Change] = []
         table = self.table
         for account_id, partition in self._touched.items():
@@ -61,16 +65,30 @@ class TableStore:
                 continue
             key = account_id.encode()
             if doc:
-                value = table[key] = orjson.dumps(doc)
-                out.append((partition, key, value))
+                # orjson's result keeps its whole write buffer (4 KiB at least) allocated;
+                # a table of 10^5 accounts would hold 8 times the memory it needs. Copy it tight.
+                out.append((partition, key, memoryview(orjson.dumps(doc)).tobytes()))
             elif key in table:
-                del table[key]
                 out.append((partition, key, None))
         self._touched.clear()
-        if len(self._docs) > self._max_cached:
-            # Everything is encoded: the cache can go; hot accounts are decoded again on use.
-            self._docs.clear()
         return out
+
+    def apply(self, changes: Sequence[Change], in_flight: Sequence[Change] = ()) -> None:
+        """Put durable ``changes`` in the table; bound the cache.
+
+        Documents touched by a batch still ``in_flight`` are newer than the table, so
+        they stay cached whatever the bound; every other one can be decoded again.
+        """
+        table = self.table
+        for _, key, value in changes:
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+        if len(self._docs) > self._max_cached:
+            docs = self._docs
+            self._docs = {a: docs[a] for a in (key.decode() for _, key, _ in in_flight) if a in docs}
+            self._docs.update((a, docs[a]) for a in self._touched if a in docs)
 
     def forget(self) -> None:
         """Drop every decoded document and unwritten change (a rebalance, or an abandoned batch).

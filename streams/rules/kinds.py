@@ -130,11 +130,19 @@ class CompiledRule:
 
     def _admit(self, current: dict[str, Any], event: Event, t: int, observer: EngineObserver) -> dict[str, Any] | None:
         """Advance the key's watermark for the event's type, or ``None`` if the event is late."""
-        marks = _watermarks(current)
-        if _late(marks, event, t, self.late_tolerance_ms):
+        # The latest time per event type: late means older than the tolerance *within its own
+        # topic*, as the two topics are read independently (a deposit processed after a later
+        # withdrawal is not late). Inline: this runs for every event of every stateful rule.
+        marks: dict[str, int] | None = current.get("t")
+        if marks is None:
+            marks = current["t"] = {}
+        kind = event.type
+        latest = marks.get(kind)
+        if latest is None or t > latest:
+            marks[kind] = t
+        elif t < latest - self.late_tolerance_ms:
             observer.late(self.spec.id)
             return None
-        marks[event.type] = max(t, marks.get(event.type, t))
         return current
 
 
@@ -154,19 +162,6 @@ class EventRule(CompiledRule):
 #: How far apart in event time the deposits and withdrawals topics may be processed for one
 #: account before a sequence that spans both can lose a step (see docs/rules.md).
 CROSS_TOPIC_SKEW_MS = 24 * 3_600_000
-
-
-def _watermarks(state: dict[str, Any]) -> dict[str, int]:
-    """The latest event time seen for the key, per event type (each type has its own topic)."""
-    marks: dict[str, int] = state.setdefault("t", {})
-    return marks
-
-
-def _late(marks: dict[str, int], event: Event, t: int, tolerance: int) -> bool:
-    """Late means older than the tolerance *within its own topic*: the two topics are read
-    independently, so a deposit processed after a later withdrawal is not late."""
-    latest = marks.get(event.type)
-    return latest is not None and t < latest - tolerance
 
 
 def _insert(items: list[list[Any]], entry: list[Any]) -> bool:
