@@ -15,10 +15,11 @@ Records of any other subscribed topic (Faust's own) go the ordinary way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
+from aiokafka import TopicPartition
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -49,6 +50,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
     delivered them and handed over once per poll, instead of each being wrapped in a
     Faust message and passed through a queue. Records of other topics go Faust's way.
     """
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek to the committed offsets, and an input partition never committed to its beginning.
+
+        aiokafka leaves a partition without a committed offset wherever its position is.
+        After a rebalance that position can be past records that were fetched but never
+        screened (a batch abandoned, a poll dropped while the flow was stopped); staying
+        there would skip them. The group starts such a partition at its beginning
+        (``auto_offset_reset=earliest``), so that is where it goes back to; what is
+        screened twice is dropped as a duplicate.
+        """
+        committed = await super().seek_to_committed()
+        inputs = cast(Any, self.app).batch_topics
+        never = [
+            TopicPartition(tp.topic, tp.partition)
+            for tp, offset in committed.items()
+            if tp.topic in inputs and not (offset and offset > 0)
+        ]
+        if never:
+            await self._thread.seek_to_beginning(*never)
+        return committed
 
     def ack_records(self, records: list[Any]) -> None:
         """Acknowledge input records (Faust commits offsets up to the last contiguous ack)."""

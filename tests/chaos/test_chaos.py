@@ -30,6 +30,13 @@ def test_graceful_restart(kafka_bootstrap: str, broker_env: dict[str, str] | Non
     assert result.duplicates == 0, "a graceful stop commits what it processed: nothing is repeated"
 
 
+def test_second_worker_joins_and_leaves(
+    kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path
+) -> None:
+    """Partitions move twice; a batch fetched or screened as they move is read again, never skipped."""
+    check(harness.rebalance(kafka_bootstrap, tmp_path, broker_env))
+
+
 def test_alert_topic_refusing_produces(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
     check(harness.produce_failing(kafka_bootstrap, tmp_path, broker_env, events=600))
 
