@@ -33,7 +33,7 @@ unit: install ## Only the tests that need no broker
 chaos: install ## Every fault-injection scenario (kill -9 x10, rebalance, broker outages, ...) on a real broker, as a table
 	$(BIN)/python -m tests.chaos.run
 
-bench: install ## Drain throughput of the worker vs the ideal aiokafka loop vs the engine alone, and backtest speed
+bench: install ## Worker vs ideal aiokafka loop vs engine alone, latency under load, 1 vs 2 workers, memory, backtest (1M events, ~15 min)
 	$(BIN)/python -m tests.bench.run $(if $(EVENTS),--events $(EVENTS),)
 
 lint: install ## ruff lint and format check
