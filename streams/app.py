@@ -42,6 +42,7 @@ from faust.types import TransportT
 
 from streams import metrics
 from streams.batch_consumer import BatchConsumer, BatchTransport
+from streams.compact_lists import changed_counts
 from streams.memory import settle_long_lived
 from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
 from streams.rules.engine import Ruleset, load_ruleset
@@ -296,8 +297,7 @@ class SentinelApp(faust.App):
             old = previous.lists.get(list_id)
             if old is None or old.digest == new.digest:
                 continue
-            added = len(new.entries.keys() - old.entries.keys())
-            removed = len(old.entries.keys() - new.entries.keys())
+            added, removed = changed_counts(old.entries, new.entries)
             metrics.LIST_CHANGES.labels(list_id, "added").inc(added)
             metrics.LIST_CHANGES.labels(list_id, "removed").inc(removed)
             log.warning(

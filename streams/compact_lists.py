@@ -111,6 +111,22 @@ class CompactEntries(Mapping[str, ListEntry]):
         return digest.hexdigest()[:16]
 
 
+def changed_counts(old: Mapping[str, ListEntry], new: Mapping[str, ListEntry]) -> tuple[int, int]:
+    """(added, removed) addresses between two versions of a list's entries.
+
+    Two compact indexes are compared by their sorted hashes, without building sets of
+    millions of strings (which would need gigabytes for a 10-million-address reload);
+    a 64-bit hash collision between an added and a removed address could hide one of
+    each, which only affects the count reported.
+    """
+    if isinstance(old, CompactEntries) and isinstance(new, CompactEntries):
+        old_hashes, new_hashes = np.unique(old._hashes), np.unique(new._hashes)
+        added = np.setdiff1d(new_hashes, old_hashes, assume_unique=True).size
+        removed = np.setdiff1d(old_hashes, new_hashes, assume_unique=True).size
+        return int(added), int(removed)
+    return len(new.keys() - old.keys()), len(old.keys() - new.keys())
+
+
 def read_compact(path: Path, label: str | None, *, minimum: int | None = None) -> CompactEntries | None:
     """The compact index of ``path`` if it is a plain list of at least ``minimum`` (default
     :data:`COMPACT_FROM`) EVM addresses, else ``None``."""

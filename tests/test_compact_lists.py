@@ -96,3 +96,18 @@ def test_a_ruleset_screens_with_a_compact_list(tmp_path: Path, monkeypatch: pyte
     [alert] = ruleset.evaluate([hit])
     assert alert.evidence["matches"][0]["entry"]["address"] == listed[7]
     assert ruleset.evaluate([miss]) == []
+
+
+def test_changes_between_versions_are_counted_alike(tmp_path: Path) -> None:
+    from streams.compact_lists import changed_counts
+
+    first, second = addresses(400), addresses(400, seed=4)
+    old_lines, new_lines = first[:300], first[100:] + second[:50]
+    old = read_compact(write(tmp_path / "old.txt", old_lines), None, minimum=1)
+    new = read_compact(write(tmp_path / "new.txt", new_lines), None, minimum=1)
+    assert old is not None and new is not None
+    plain_old = AddressList.from_entries(INFO, read_entries(tmp_path / "old.txt"))
+    plain_new = AddressList.from_entries(INFO, read_entries(tmp_path / "new.txt"))
+    expected = (150, 100)  # first[300:400] and 50 new ones added; first[:100] removed
+    assert changed_counts(old, new) == expected
+    assert changed_counts(plain_old.entries, plain_new.entries) == expected
