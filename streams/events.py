@@ -48,7 +48,7 @@ MAX_EVENT_BYTES = 64 * 1024
 EARLIEST_TIMESTAMP = datetime(2009, 1, 3, tzinfo=UTC)
 MAX_FUTURE = timedelta(days=1)
 MAX_FUTURE_SECONDS = MAX_FUTURE.total_seconds()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
 _DECIMAL = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
@@ -159,7 +159,7 @@ class _Event(BaseModel):
     @cached_property
     def epoch_ms(self) -> int:
         """Exact epoch milliseconds of ``timestamp`` (computed once: every stateful rule needs it)."""
-        return (self.timestamp - _EPOCH) // _MILLISECOND
+        return epoch_ms(self.timestamp)
 
     def address_keys(self, field: str) -> tuple[str, ...]:
         """The addresses of ``field`` in their normalised matching form (computed once per field)."""
@@ -310,6 +310,11 @@ def to_json_dict(event: Event) -> dict[str, Any]:
     data = event.model_dump(mode="json", exclude_none=True)
     data["timestamp"] = format_timestamp(event.timestamp)
     return data
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds of ``moment``."""
+    return (moment - EPOCH) // _MILLISECOND
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -41,6 +41,8 @@ class TableStore:
         self._docs: dict[str, AccountState] = {}
         #: Accounts whose document a screened record may have changed, with their partition.
         self._touched: dict[str, int] = {}
+        #: The input partition of the record being screened (the worker sets it per record):
+        #: an account's changelog record goes to the partition of the input it came from.
         self.partition = 0
 
     def account(self, account_id: str) -> AccountState:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from streams import ENGINE_VERSION
 from streams.alerts import FreezeAlert, alert_id_for
 from streams.compact_lists import read_compact
-from streams.events import EVENT_TYPES, Event, format_timestamp
+from streams.events import EVENT_TYPES, Event, epoch_ms, format_timestamp
 from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_entries
 from streams.ofac import read_meta
 from streams.rules.conditions import (
@@ -42,7 +42,6 @@ from streams.rules.kinds import (
     Finding,
     RuleException,
     SequenceRule,
-    epoch_ms,
 )
 from streams.rules.schema import Comparison, ListSpec, RuleFile, RuleSpec
 from streams.rules.source import Position, RuleFileError, YamlMapping, position_of, read_yaml_file

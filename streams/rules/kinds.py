@@ -26,24 +26,17 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, Protocol
 
-from streams.events import Event, format_timestamp
+from streams.events import EPOCH, Event, format_timestamp
 from streams.rules.conditions import Condition, Evidence
 from streams.rules.durations import format_duration_ms
 from streams.rules.schema import RuleSpec
 from streams.rules.state import AccountState
 from streams.rules.templates import Summary
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Exact epoch milliseconds of ``moment``."""
-    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def from_epoch_ms(millis: int) -> datetime:
