@@ -87,7 +87,7 @@ class _ReloadService(mode.Service):
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.sentinel.reloader.reload_files)
         if settings.control_topic:
-            # Take the published bundle, if any, before the agents screen the first record.
+            # Take the published bundle, if any, before the first record is screened.
             self._control = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
             await self._control.start()
             await self._catch_up_control()
@@ -218,7 +218,7 @@ class SentinelApp(faust.App):
         _publish_ruleset(ruleset)
 
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
-        """Start the alert producer before Faust's consumer and agents."""
+        """Start the web server, the alert producer and the reloader before Faust's consumer."""
         web = [self._web_service] if self._web_service is not None else []
         return [*web, self._sink_service, self._reload_service, *super().on_init_dependencies()]
 
