@@ -61,7 +61,8 @@ watch_out=.local/watch.out
 watch_pid=$!
 until grep -q "^watching" "$watch_out"; do sleep 0.1; done
 
-"$bin/sentinel" feed deploy/demo/demo-feed.jsonl --now
+# --new-ids: a demo run again is new events, not resends of the last run's (which the worker drops).
+"$bin/sentinel" feed deploy/demo/demo-feed.jsonl --now --new-ids
 until grep -q "^FREEZE" "$watch_out"; do sleep 0.1; done
 awk -v t0="$t0" -v t1="$(date +%s.%N)" \
   'BEGIN { printf "\nfirst freeze alert %.1f s after start. Alerts keep appearing above as events arrive;\n", t1 - t0 }'

@@ -10,7 +10,7 @@
     sentinel lists diff OLD NEW             addresses added and removed per entity
     sentinel rescreen --since 365d --old L  alert on past events touching newly designated addresses
     sentinel generate --events N --output F write a synthetic event stream (fixed seed)
-    sentinel feed FILE [--now]              produce a JSONL file of events to the input topics
+    sentinel feed FILE [--now] [--new-ids]  produce a JSONL file of events to the input topics
     sentinel watch [--from-beginning]       print alerts and dead letters as they arrive
 
 Connection settings come from the environment (``KAFKA_BOOTSTRAP_SERVERS``,
@@ -241,7 +241,7 @@ def cmd_feed(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise SystemExit(f"sentinel: {path}: no such file")
-    count = asyncio.run(produce_file(path, _settings(), shift_to_now=args.now))
+    count = asyncio.run(produce_file(path, _settings(), shift_to_now=args.now, new_ids=args.new_ids))
     print(f"produced {count} records from {path}")
     return 0
 
@@ -324,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     feed = commands.add_parser("feed", help="produce a JSONL file of events to the input topics")
     feed.add_argument("file")
     feed.add_argument("--now", action="store_true", help="shift timestamps so the last event is now")
+    feed.add_argument(
+        "--new-ids",
+        action="store_true",
+        help="suffix event ids with this moment, so a file fed again is screened again (not dropped as resends)",
+    )
     feed.set_defaults(func=cmd_feed)
 
     watch = commands.add_parser("watch", help="print alerts and dead letters as they arrive")

@@ -15,14 +15,16 @@ from streams.settings import Settings
 
 
 def feed_records(
-    path: Path, settings: Settings, shift_to: datetime | None = None
+    path: Path, settings: Settings, shift_to: datetime | None = None, id_suffix: str | None = None
 ) -> Iterator[tuple[str, bytes | None, bytes]]:
     """Yield ``(topic, key, value)`` for each line of a JSONL file of typed events.
 
     Each line goes to the topic of its ``type`` (lines without one go to the deposits
     topic, where they will be dead-lettered: the feed does not hide bad input). With
     ``shift_to``, timestamps move so the latest event happens at that moment, keeping
-    the gaps between events; event ids stay the same.
+    the gaps between events. With ``id_suffix``, every ``event_id`` gets it appended, so
+    a file fed again counts as new events (a demo run again) rather than as resends the
+    worker drops as duplicates; otherwise event ids stay the same.
     """
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     offset = timedelta(0)
@@ -43,20 +45,29 @@ def feed_records(
         topic = settings.withdrawals_topic if data.get("type") == "withdrawal" else settings.deposits_topic
         key = str(data["account_id"]).encode() if "account_id" in data else None
         stamp = line_timestamp(line)
+        changed = False
         if offset and stamp is not None:
             data["timestamp"] = format_timestamp(stamp + offset)
-            line = orjson.dumps(data)
-        yield topic, key, line
+            changed = True
+        if id_suffix and isinstance(data.get("event_id"), str):
+            data["event_id"] += id_suffix
+            changed = True
+        yield topic, key, orjson.dumps(data) if changed else line
 
 
-async def produce_file(path: Path, settings: Settings, *, shift_to_now: bool = False) -> int:
-    """Produce every line of ``path``; return how many records were acknowledged."""
+async def produce_file(path: Path, settings: Settings, *, shift_to_now: bool = False, new_ids: bool = False) -> int:
+    """Produce every line of ``path``; return how many records were acknowledged.
+
+    ``new_ids`` suffixes every event id with this moment (``-r20261127T061500``).
+    """
     producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     count = 0
     try:
-        shift = datetime.now(UTC) if shift_to_now else None
-        for topic, key, value in feed_records(path, settings, shift):
+        now = datetime.now(UTC)
+        shift = now if shift_to_now else None
+        suffix = now.strftime("-r%Y%m%dT%H%M%S") if new_ids else None
+        for topic, key, value in feed_records(path, settings, shift, suffix):
             await producer.send(topic, value=value, key=key)
             count += 1
         await producer.flush()

@@ -227,6 +227,14 @@ def main() -> int:
     print(results[-1].row(), flush=True)
     memory: dict[str, object] = {}
     latencies: list[latency.LatencyResult] = []
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        # Each run's topics are its own: start from an empty broker, or runs pile up gigabytes.
+        subprocess.run(
+            [str(REPO / "deploy" / "kafka" / "broker.sh"), "reset"],
+            env={**os.environ, "SENTINEL_KAFKA_HOME": str(REPO / ".local" / "kafka-bench")},
+            capture_output=True,
+            check=False,
+        )
     with project_broker("kafka-bench") as (bootstrap, env), tempfile.TemporaryDirectory() as workdir:
         run = Run(bootstrap, Path(workdir), env)
         t1 = time.perf_counter()
