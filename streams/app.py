@@ -403,10 +403,10 @@ def _report_failure(batch: asyncio.Future[None]) -> None:
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    """aiokafka's record headers (a sequence of name, value pairs) as the Record keeps them."""
     if not raw:
         return []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in raw]
 
 
 def _count_reload(result: ReloadResult) -> None:

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from streams import metrics
 from streams.alerts import FreezeAlert
 from streams.screening import DeadLetter, Outcome
+from streams.state_table import Change
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class AlertSink:
             letter.detail[:200],
         )
 
-    async def write_many(self, topic: str, records: Sequence[tuple[int, bytes, bytes | None]]) -> None:
+    async def write_many(self, topic: str, records: Sequence[Change]) -> None:
         """Produce ``(partition, key, value)`` records and return once all are acknowledged.
 
         Used for the state changelog: one record per account touched by a batch. They go
@@ -126,8 +127,8 @@ class AlertSink:
         # Batches are built here, one per partition, rather than record by record through
         # send(), whose per-record metadata and partition checks cost more than the
         # screening of a record.
-        sent: list[tuple[Any, list[tuple[int, bytes, bytes | None]]]] = []
-        open_batches: dict[int, tuple[Any, list[tuple[int, bytes, bytes | None]]]] = {}
+        sent: list[tuple[Any, list[Change]]] = []
+        open_batches: dict[int, tuple[Any, list[Change]]] = {}
         for record in records:
             partition, key, value = record
             current = open_batches.get(partition)

@@ -88,9 +88,8 @@ class Ruleset:
         watcher: EngineObserver = observer if observer is not None else CountingObserver()
         clock = now or (lambda: datetime.now(UTC))
         alerts: list[FreezeAlert] = []
-        by_type = self._by_type
         for event in events:
-            rules = by_type.get(event.type, ())
+            rules = self.rules_for(event.type)
             if not rules:
                 continue
             t = event.epoch_ms

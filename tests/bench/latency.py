@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -120,8 +121,6 @@ def measure(run: Run, lines: list[bytes], load: float, rate: float, oracle: set[
         while sampling:
             lags.append(run.lag())
             time.sleep(1.0)
-
-    import threading
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
