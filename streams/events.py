@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -280,20 +279,6 @@ def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
         return model.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc) from None
-
-
-@dataclass(frozen=True, slots=True)
-class AddressRef:
-    """An address as found in an event: where, how it was spelled, and its matching key."""
-
-    field: str
-    original: str
-    key: str
-
-
-def address_refs(event: Event, field: str) -> list[AddressRef]:
-    """The addresses in ``field`` of ``event`` with their normalised matching keys."""
-    return [AddressRef(field, a, normalise_address(a)) for a in event.addresses(field)]
 
 
 def line_timestamp(line: bytes) -> datetime | None:
