@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-PATTERNS = REPO.parent / "shared" / "data" / "amlworld-patterns" / "amlworld_HI-Small_patterns.json"
+from tests.data import AMLWORLD_PATTERNS
+
+PATTERNS = AMLWORLD_PATTERNS
 
 
 def _time(text: str) -> datetime:

@@ -6,11 +6,11 @@ import pytest
 
 from streams.chains import normalise_address
 from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_entries
+from tests.data import OFAC_PUBLISHED
 
 INFO = ListInfo("t", "Test list", "custom", "tests", "2026-11-27")
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_OFAC = REPO / "rules" / "lists" / "ofac-sdn.csv"
-SHARED_OFAC = REPO.parent / "shared" / "data" / "ofac-sdn-digital-currency-addresses"
 
 
 def test_text_list_with_comments(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_shipped_ofac_list_has_every_published_address() -> None:
     """The shipped CSV covers every address of the per-asset lists it was derived with."""
     shipped = AddressList.from_entries(INFO, read_entries(SHIPPED_OFAC, label_column="sdn_primary_name"))
     published = set()
-    for path in sorted(SHARED_OFAC.glob("sanctioned_addresses_*.txt")):
+    for path in sorted(OFAC_PUBLISHED.glob("sanctioned_addresses_*.txt")):
         published |= {normalise_address(e.address) for e in read_entries(path)}
     assert len(published) > 700
     assert published == set(shipped.entries)

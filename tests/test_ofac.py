@@ -14,11 +14,11 @@ from streams.chains import normalise_address
 from streams.ofac import ImportReport, address_format, diff_lists, read_meta, read_sdn_advanced, write_list
 from streams.rescreen import added_between, load_sdn_list, report_to_list
 from streams.rules.engine import load_ruleset
+from tests.data import OFAC_REFERENCE, OFAC_XML
 
 REPO = Path(__file__).resolve().parents[1]
-OFAC = REPO.parent / "shared" / "data" / "ofac-sdn-digital-currency-addresses"
-XML = {date: OFAC / "sdn-advanced-xml" / f"sdn_advanced_{date}.xml.bz2" for date in ("2025-03-04", "2025-11-19")}
-REFERENCE = {date: OFAC / "reference" / f"sdn_digital_currency_addresses_with_entities_{date}.csv" for date in XML}
+XML = {date: OFAC_XML / f"sdn_advanced_{date}.xml.bz2" for date in ("2025-03-04", "2025-11-19")}
+REFERENCE = {date: OFAC_REFERENCE / f"sdn_digital_currency_addresses_with_entities_{date}.csv" for date in XML}
 
 
 @functools.cache

@@ -17,6 +17,7 @@ import pytest
 
 from streams.ofac import read_sdn_advanced, write_list
 from streams.rescreen import added_between, report_to_list
+from tests.data import OFAC_XML
 from tests.factories import deposit, raw
 from tests.integration.helpers import (
     REPO,
@@ -30,7 +31,7 @@ from tests.integration.helpers import (
 
 pytestmark = pytest.mark.kafka
 
-XML = REPO.parent / "shared" / "data" / "ofac-sdn-digital-currency-addresses" / "sdn-advanced-xml"
+XML = OFAC_XML
 
 
 def test_designation_freezes_new_deposits_and_rescreen_finds_the_earlier_ones(
