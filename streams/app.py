@@ -6,13 +6,14 @@ Quick start (see README.md)::
     sentinel worker               # just the worker, against $KAFKA_BOOTSTRAP_SERVERS
 
 How records flow: Faust's consumer hands each poll batch of the input topics (partitioned
-by account) to :meth:`SentinelApp.screen_batch` (see :mod:`streams.batch_consumer`: Faust's
+by account) to :meth:`SentinelApp.screen_batch` (see :mod:`streams.faust_adapter`: Faust's
 per-record stream path is the bottleneck, not the engine).
-:class:`~streams.screening.Screening` decodes and evaluates every record of the batch,
-:class:`~streams.sink.AlertSink` writes the alerts and dead letters and waits for the
-broker's acknowledgement, then the touched state documents go to the changelog-backed
-table, and only then are the records acknowledged, so Faust commits an input offset only
-once its output and its state are safe.
+:class:`~streams.screening.Screening` decodes and evaluates every record of the batch
+(the same path ``backtest`` takes), and :class:`~streams.commit.CommitPipeline` carries
+the batch through the at-least-once protocol: :class:`~streams.sink.AlertSink` writes the
+alerts and dead letters and waits for the broker's acknowledgement, then the touched
+state documents go to the changelog-backed table, and only then are the records
+acknowledged, so Faust commits an input offset only once its output and its state are safe.
 
 The batch is screened sequentially by one coroutine, so no record overtakes another of
 its account and no offset is committed past a record still in flight (faust-streaming
@@ -27,30 +28,30 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import faust
 import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from faust.types import TransportT
 
 from streams import metrics
-from streams.batch_consumer import BatchConsumer, BatchTransport
+from streams.commit import Batch, CommitPipeline
 from streams.compact_lists import changed_counts
+from streams.events import wall_clock
+from streams.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
 from streams.memory import settle_long_lived
 from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
-from streams.rules.engine import Ruleset, load_ruleset
-from streams.screening import Outcome, Record, Screening
+from streams.rules.engine import Ruleset
+from streams.rules.loader import load_ruleset
+from streams.screening import Record, Screening
 from streams.security import client_options, faust_credentials
 from streams.settings import Settings
 from streams.sink import AlertSink
-from streams.state_table import Change, TableStore
+from streams.state_table import TableStore
 from streams.web import WebService
 
 log = logging.getLogger(__name__)
@@ -141,10 +142,11 @@ class _ReloadService(mode.Service):
                     self.sentinel.reloader.apply_bundle(latest.value)
 
 
-class SentinelApp(faust.App):
-    """The Faust app, holding the running ruleset and the alert producer."""
+class SentinelApp(BatchDeliveryApp):
+    """The Faust app, holding the running ruleset, the alert producer and the commit pipeline."""
 
     def __init__(self, settings: Settings, ruleset: Ruleset) -> None:
+        check_faust_internals()
         super().__init__(
             settings.app_id,
             broker=[f"kafka://{server}" for server in settings.bootstrap_list],
@@ -179,24 +181,26 @@ class SentinelApp(faust.App):
             partitions=settings.topic_partitions,
             help="Per-account state of stateful rules (JSON).",
         )
-        # The raw dict inside the table's in-memory store: Faust fills it on recovery; the
-        # worker writes it, and the changelog, itself (see screen_batch).
-        self.state_store = TableStore(cast(Any, self.state_table.data).data)
-        self._changelog_topic = self.state_table.changelog_topic.get_topic_name()
+        # The bytes inside the table's in-memory store: Faust fills them on recovery; the
+        # commit pipeline writes them, and the changelog, itself (see streams.commit).
+        self.state_store = TableStore(table_bytes(self.state_table))
         self.screening = Screening(
             ruleset,
             settings.topic_event_types,
+            clock=wall_clock,
             state=self.state_store,
             observer=metrics.PrometheusObserver(),
         )
-        #: Bumped when a rebalance starts: a batch that spans one is abandoned (see _complete).
-        self._rebalances = 0
-        #: The batch whose outputs are being produced while the next one is screened.
-        self._in_flight: asyncio.Future[None] | None = None
-        self._in_flight_changes: list[Change] = []
-        self.sink = AlertSink(client_options(settings), settings.alerts_topic, settings.dead_letter_topic)
+        self.sink = AlertSink(
+            client_options(settings),
+            settings.alerts_topic,
+            settings.dead_letter_topic,
+            changelog_topic=self.state_table.changelog_topic.get_topic_name(),
+        )
+        self.commit_pipeline = CommitPipeline(self.sink, self.state_store, self, on_complete=self._count_batch)
+        self.batch_receiver = self
         self._sink_service = _SinkService(self)
-        self.reloader = RulesReloader(
+        self.reloader: RulesReloader = RulesReloader(
             settings.rule_paths,
             self._install_ruleset,
             on_result=_count_reload,
@@ -211,7 +215,7 @@ class SentinelApp(faust.App):
         self._progress_at: float | None = None
         self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
         self.withdrawals = self.topic(settings.withdrawals_topic, key_type=bytes, value_type=bytes)
-        # Subscribed, but read by screen_batch rather than by agents (streams.batch_consumer).
+        # Subscribed, but read by screen_batch rather than by agents (streams.faust_adapter).
         self.batch_topics = frozenset({settings.deposits_topic, settings.withdrawals_topic})
         self.topics.add(self.deposits)
         self.topics.add(self.withdrawals)
@@ -227,23 +231,14 @@ class SentinelApp(faust.App):
         return {
             "rules_loaded": bool(self.screening.ruleset.rules),
             "partitions_assigned": bool(self.consumer.assignment()),
-            "recovery_complete": cast(Any, self.tables).recovery.completed.is_set(),
+            "recovery_complete": self.recovery_completed(),
             "not_rebalancing": not self.rebalancing,
         }
-
-    def _new_transport(self) -> TransportT:
-        """Faust's aiokafka transport, with a consumer that hands input over in batches."""
-        return BatchTransport(self.conf.broker_consumer, self)
 
     def on_rebalance_start(self) -> None:
         """Count rebalances; drop decoded state, which the new assignment recovers from the table."""
         metrics.REBALANCES.inc()
-        self._rebalances += 1
-        # A batch still in flight is abandoned (see _complete), with everything decoded.
-        if self._in_flight is not None and not self._in_flight.done():
-            self._in_flight.cancel()
-        self._in_flight = None
-        self.state_store.forget()
+        self.commit_pipeline.abandon()
         super().on_rebalance_start()
 
     async def _update_gauges(self) -> None:
@@ -255,8 +250,7 @@ class SentinelApp(faust.App):
             if tp.topic not in inputs:
                 continue
             highwater = self.consumer.highwater(tp)
-            # Faust's own record of what it committed (no public accessor; None before the first commit).
-            committed = cast(Any, self.consumer)._committed_offset.get(tp)
+            committed = self.committed_offset(tp)
             if highwater is not None:
                 lag = max(0, highwater - (committed or 0))
                 total_lag += lag
@@ -311,95 +305,40 @@ class SentinelApp(faust.App):
                 len(new),
             )
 
-    async def screen_batch(self, messages: list[ConsumerRecord]) -> None:
-        """Screen one poll batch, then hand its outputs to :meth:`_complete`.
+    async def screen_batch(self, records: list[ConsumerRecord]) -> None:
+        """Screen one poll batch, then hand its outcomes to the commit pipeline.
 
         Screening the next batch overlaps the outputs of this one (a pipeline one batch
-        deep): this returns once the *previous* batch is complete, so at most one batch
-        waits for the broker while the next is screened.
+        deep): this returns once the *previous* batch is complete.
         """
-        rebalances = self._rebalances
-        store = self.state_store
-        screening = self.screening
-        outcomes = []
-        clock = time.perf_counter
-        observe = metrics.EVALUATION_SECONDS.observe
-        for message in messages:
-            stamp = message.timestamp
-            record = Record(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                headers=_headers(message.headers),
-                timestamp=stamp / 1000 if stamp is not None else None,
-            )
-            store.partition = message.partition
-            outcome = screening.parse(record)
-            if outcome.event is not None:
-                started = clock()
-                screening.evaluate(outcome)
-                observe(clock() - started)
-            outcomes.append(outcome)
+        screen_one = self.screening.screen_one
+        outcomes = [screen_one(_record(message)) for message in records]
         # The state as this batch leaves it, encoded now: the next batch changes the documents.
-        changes = store.encode()
-        previous = self._in_flight
-        self._in_flight = current = asyncio.ensure_future(
-            self._complete(previous, messages, outcomes, changes, rebalances)
-        )
-        self._in_flight_changes = changes
-        current.add_done_callback(_report_failure)
-        if previous is not None:
-            try:
-                await asyncio.shield(previous)
-            except asyncio.CancelledError:
-                if not previous.cancelled():
-                    raise  # this coroutine is being cancelled (the worker stops)
-                # else: the previous batch was abandoned at a rebalance; nothing to wait for
+        await self.commit_pipeline.submit(outcomes, self.state_store.encode())
 
     async def finish_in_flight(self, timeout: float = 10.0) -> None:
         """Let the batch in flight complete before the producer stops (a graceful stop)."""
-        if self._in_flight is not None and not self._in_flight.done():
-            await asyncio.wait([self._in_flight], timeout=timeout)
+        await self.commit_pipeline.drain(timeout)
 
-    async def _complete(
-        self,
-        previous: asyncio.Future[None] | None,
-        messages: list[ConsumerRecord],
-        outcomes: list[Outcome],
-        changes: list[Change],
-        rebalances: int,
-    ) -> None:
-        """Produce a batch's outputs, then its state, then acknowledge its records, in that order.
-
-        Alerts and dead letters first; once the broker has them, and the batch before
-        this one is complete, the state changes go to the changelog; once those are
-        acknowledged too, the records are acked for Faust to commit. If a rebalance starts
-        in between, the batch is abandoned at that point without acking anything: its
-        partitions are re-read from their committed offsets by whichever worker owns them
-        next, and raise the same alerts (consumers dedupe on ``alert_id``).
-        """
-        await self.sink.emit_many(outcomes)
-        if previous is not None:
-            await previous
-        if rebalances != self._rebalances:
-            return
-        await self.sink.write_many(self._changelog_topic, changes)
-        if rebalances != self._rebalances:
-            return
-        in_flight = self._in_flight_changes if self._in_flight_changes is not changes else []
-        self.state_store.apply(changes, in_flight)
-        cast(BatchConsumer, self.consumer).ack_records(messages)
-        counts = Counter((outcome.record.topic, outcome.result) for outcome in outcomes)
+    def _count_batch(self, batch: Batch) -> None:
+        counts = Counter((outcome.record.topic, outcome.result) for outcome in batch.outcomes)
         for (topic, result), count in counts.items():
             metrics.EVENTS.labels(topic, result).inc(count)
-        self._screened += len(messages)
+        self._screened += len(batch.outcomes)
 
 
-def _report_failure(batch: asyncio.Future[None]) -> None:
-    if not batch.cancelled() and batch.exception() is not None:
-        log.error("completing a batch failed; its records will be read again", exc_info=batch.exception())
+def _record(message: ConsumerRecord) -> Record:
+    """An aiokafka record as the screening path takes it."""
+    stamp = message.timestamp
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=_headers(message.headers),
+        timestamp=stamp / 1000 if stamp is not None else None,
+    )
 
 
 def _headers(raw: Any) -> list[tuple[str, bytes]]:

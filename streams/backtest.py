@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from streams.alerts import FreezeAlert
-from streams.events import line_timestamp
+from streams.events import Clock, line_timestamp
 from streams.rules.engine import Ruleset
-from streams.rules.kinds import CountingObserver
+from streams.rules.observer import CountingObserver
 from streams.screening import Record, Screening
 
 _UNKNOWN_TIME = datetime.min.replace(tzinfo=UTC)
@@ -79,13 +79,14 @@ def backtest_lines(
     ruleset: Ruleset,
     source: str = "file",
     *,
+    clock: Clock,
     on_alert: Callable[[FreezeAlert], object] | None = None,
     keep_alerts: bool = True,
 ) -> BacktestReport:
-    """Screen JSONL ``lines`` in event-time order."""
+    """Screen JSONL ``lines`` in event-time order; ``clock`` stamps ``detected_at``."""
     started = time.perf_counter()
     report = BacktestReport(lines=len(lines))
-    screening = Screening(ruleset, observer=report.held_back)
+    screening = Screening(ruleset, clock=clock, observer=report.held_back)
     order = sorted(range(len(lines)), key=lambda i: (_event_time(lines[i]), i))
     for index in order:
         number = index + 1
@@ -106,12 +107,13 @@ def backtest_lines(
     return report
 
 
-def backtest_file(path: Path, ruleset: Ruleset, output: Path | None) -> BacktestReport:
+def backtest_file(path: Path, ruleset: Ruleset, output: Path | None, *, clock: Clock) -> BacktestReport:
     """Screen the JSONL file at ``path``; write alerts as JSONL to ``output`` if given."""
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     if output is None:
-        return backtest_lines(lines, ruleset, str(path), keep_alerts=False)
+        return backtest_lines(lines, ruleset, str(path), clock=clock, keep_alerts=False)
     with output.open("wb") as handle:
+        write = handle.write
         return backtest_lines(
-            lines, ruleset, str(path), keep_alerts=False, on_alert=lambda a: handle.write(a.to_json() + b"\n")
+            lines, ruleset, str(path), clock=clock, keep_alerts=False, on_alert=lambda a: write(a.to_json() + b"\n")
         )

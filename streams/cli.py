@@ -30,9 +30,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from streams import __version__
+from streams.events import wall_clock
 from streams.lists import AddressList
 from streams.memory import settle_long_lived
-from streams.rules.engine import Ruleset, load_ruleset
+from streams.rules.engine import Ruleset
+from streams.rules.loader import load_ruleset
 from streams.rules.source import RuleFileError
 from streams.settings import Settings
 
@@ -217,7 +219,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     ruleset = _ruleset(args.rules or _settings().rule_paths)
     try:
-        report = backtest_file(Path(args.input), ruleset, Path(args.output) if args.output else None)
+        report = backtest_file(Path(args.input), ruleset, Path(args.output) if args.output else None, clock=wall_clock)
     except OSError as exc:
         raise SystemExit(f"sentinel: {exc.filename}: {exc.strerror}") from None
     print(f"ruleset {ruleset.version}")

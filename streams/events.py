@@ -11,7 +11,7 @@ have lost digits before we see it. See docs/events.md.
 from __future__ import annotations
 
 import re
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -46,7 +46,18 @@ MAX_EVENT_BYTES = 64 * 1024
 #: are corrupt: a far-future time would also make every later event of the account "late".
 EARLIEST_TIMESTAMP = datetime(2009, 1, 3, tzinfo=UTC)
 MAX_FUTURE = timedelta(days=1)
-MAX_FUTURE_SECONDS = MAX_FUTURE.total_seconds()
+MAX_FUTURE_MS = int(MAX_FUTURE.total_seconds() * 1000)
+
+#: The time now, as the caller sees it: the core never reads a clock of its own, so the
+#: worker, ``backtest`` and the tests decide what "now" is (see :mod:`streams.screening`).
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    """The machine's time in UTC: the :data:`Clock` the worker and the commands pass in."""
+    return datetime.now(UTC)
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 
@@ -114,8 +125,6 @@ def _utc_timestamp(value: Any) -> datetime:
         moment = moment.astimezone(UTC)
     if moment < EARLIEST_TIMESTAMP:
         raise ValueError(f"{value!r} is before 2009-01-03, the first block of any chain we screen")
-    if moment.timestamp() > time.time() + MAX_FUTURE_SECONDS:
-        raise ValueError(f"{value!r} is more than a day in the future")
     return moment
 
 
@@ -212,12 +221,13 @@ def _first_error(exc: ValidationError) -> EventError:
     return EventError("invalid_field", f"field {field!r}: {message}{more}")
 
 
-def parse_event(raw: bytes | None, expected: EventType | None = None) -> Event:
+def parse_event(raw: bytes | None, expected: EventType | None = None, now: datetime | None = None) -> Event:
     """Decode and validate one event.
 
     ``expected`` is the type implied by the topic (``deposits`` → ``"deposit"``); the
     event's own ``type`` must match it if present. Files and mixed streams (``expected``
-    is ``None``) must carry ``type`` on every record.
+    is ``None``) must carry ``type`` on every record. With ``now``, an event stamped more
+    than :data:`MAX_FUTURE` after it is refused (a clock or unit error upstream).
     """
     if raw is None:
         raise EventError("empty_value", "record has no value (a tombstone), expected a JSON event")
@@ -234,7 +244,11 @@ def parse_event(raw: bytes | None, expected: EventType | None = None) -> Event:
     if _has_duplicate_keys(raw, data):
         # JSON parsers keep one of the two silently; which amount was meant is unknowable.
         raise EventError("invalid_json", "an object has the same key twice")
-    return event_from_dict(data, expected)
+    event = event_from_dict(data, expected)
+    if now is not None and event.epoch_ms > epoch_ms(now) + MAX_FUTURE_MS:
+        stamp = data.get("timestamp") if isinstance(data, dict) else None
+        raise EventError("invalid_field", f"field 'timestamp': {stamp!r} is more than a day in the future")
+    return event
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?')

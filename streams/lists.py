@@ -174,3 +174,17 @@ def _csv_entries(
             label = (row.get(label_column) or "").strip() or None if label_column else None
             attributes = tuple((name, row.get(name) or "") for name in attribute_columns)
             yield ListEntry(address, label, attributes)
+
+
+def meta_path(list_file: Path) -> Path:
+    """Where a list file's metadata sidecar lives."""
+    return list_file.with_name(list_file.name + ".meta.json")
+
+
+def read_meta(list_file: Path) -> dict[str, Any] | None:
+    """The sidecar metadata of a list file, if it has one."""
+    path = meta_path(list_file)
+    if not path.exists():
+        return None
+    data: dict[str, Any] = orjson.loads(path.read_bytes())
+    return data

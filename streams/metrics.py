@@ -107,7 +107,7 @@ ALERTS_SUPPRESSED = Counter(
 
 
 class PrometheusObserver:
-    """Counts what the engine holds back (see :class:`streams.rules.kinds.EngineObserver`)."""
+    """Counts what the engine holds back (see :class:`streams.rules.observer.EngineObserver`)."""
 
     def late(self, rule_id: str) -> None:
         LATE_EVENTS.labels(rule_id).inc()
@@ -120,6 +120,9 @@ class PrometheusObserver:
 
     def suppressed(self, rule_id: str) -> None:
         ALERTS_SUPPRESSED.labels(rule_id).inc()
+
+    def evaluated(self, seconds: float) -> None:
+        EVALUATION_SECONDS.observe(seconds)
 
 
 EVALUATION_SECONDS = Histogram(

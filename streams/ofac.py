@@ -28,11 +28,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 import orjson
 
 from streams.chains import normalise_address
+from streams.lists import meta_path
 
 FEATURE_PREFIX = "Digital Currency Address - "
 CSV_COLUMNS = (
@@ -271,20 +272,6 @@ def write_list(report: ImportReport, output: Path, source: str) -> None:
     )
     meta_tmp.replace(meta)
     temporary.replace(output)
-
-
-def meta_path(list_file: Path) -> Path:
-    """Where a list file's metadata sidecar lives."""
-    return list_file.with_name(list_file.name + ".meta.json")
-
-
-def read_meta(list_file: Path) -> dict[str, Any] | None:
-    """The sidecar metadata of a list file, if it has one."""
-    path = meta_path(list_file)
-    if not path.exists():
-        return None
-    data: dict[str, Any] = orjson.loads(path.read_bytes())
-    return data
 
 
 @dataclass

@@ -30,7 +30,8 @@ from typing import Any
 
 import orjson
 
-from streams.rules.engine import Ruleset, load_ruleset
+from streams.rules.engine import Ruleset
+from streams.rules.loader import load_ruleset
 from streams.rules.source import RuleFileError
 
 log = logging.getLogger(__name__)

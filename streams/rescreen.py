@@ -27,8 +27,8 @@ from aiokafka.structs import ConsumerRecord
 from streams.alerts import FreezeAlert, alert_id_for
 from streams.chains import normalise_address
 from streams.events import Event, EventError, format_timestamp, parse_event
-from streams.lists import AddressList, ListEntry, ListInfo, read_entries
-from streams.ofac import ImportReport, read_meta, read_sdn_advanced
+from streams.lists import AddressList, ListEntry, ListInfo, read_entries, read_meta
+from streams.ofac import ImportReport, read_sdn_advanced
 from streams.security import client_options
 from streams.settings import Settings
 

@@ -1,25 +1,25 @@
 """Screening of raw input records: decode, validate, evaluate, and decide what to emit.
 
-This is the worker's logic without the Kafka I/O: it takes records as they came off a
-topic and returns, for each, either the alerts to produce or the dead-letter record to
-write. Every record yields exactly one outcome, so nothing consumed can be dropped
-silently: bad input and any failure inside evaluation become a :class:`DeadLetter`
-with a reason code.
+This is the worker's logic without the Kafka I/O, and the one path every command
+screens by: it takes records as they came off a topic (or lines of a file) and returns,
+for each, either the alerts to produce or the dead-letter record to write. Every record
+yields exactly one outcome, so nothing consumed can be dropped silently: bad input and
+any failure inside evaluation become a :class:`DeadLetter` with a reason code.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import orjson
 
 from streams.alerts import FreezeAlert
-from streams.events import Event, EventError, EventType, parse_event
+from streams.events import Clock, Event, EventError, EventType, parse_event
 from streams.rules.engine import Ruleset
-from streams.rules.kinds import CountingObserver, EngineObserver
+from streams.rules.observer import CountingObserver, EngineObserver
 from streams.rules.state import AccountState, DictStore, StateStore
 
 log = logging.getLogger(__name__)
@@ -109,87 +109,78 @@ DEDUPE_MAX_IDS = 10_000
 
 
 class Screening:
-    """Turns batches of records into outcomes with one ruleset.
+    """Turns records into outcomes with one ruleset: the one screening path.
 
-    ``topic_types`` maps each input topic to the event type it carries; a topic not in
-    the map carries mixed events, each with its own ``type``. ``state`` keeps windows and
-    sequences across records (a dict by default; a Faust table in the worker).
+    The worker, ``backtest``, ``rules test`` and ``rescreen`` all call :meth:`screen_one`
+    (or :meth:`screen`, a loop over it), so a rule gives the same answer live and on a
+    file by construction. ``topic_types`` maps each input topic to the event type it
+    carries; a topic not in the map carries mixed events, each with its own ``type``.
+    ``state`` keeps windows and sequences across records (a dict by default; a Faust
+    table in the worker). ``clock`` says what time it is: it stamps ``detected_at`` and
+    bounds how far in the future an event may be; the core reads no clock of its own.
     """
 
     def __init__(
         self,
         ruleset: Ruleset,
-        topic_types: dict[str, str] | None = None,
+        topic_types: Mapping[str, str] | None = None,
         *,
+        clock: Clock,
         state: StateStore | None = None,
         observer: EngineObserver | None = None,
-        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.ruleset = ruleset
-        self.topic_types = topic_types or {}
+        self.topic_types = dict(topic_types or {})
+        self.clock = clock
         self.state: StateStore = state if state is not None else DictStore()
         self.observer: EngineObserver = observer if observer is not None else CountingObserver()
-        self._now = now
 
-    def screen(self, records: Sequence[Record]) -> list[Outcome]:
+    def screen(self, records: Iterable[Record]) -> list[Outcome]:
         """One outcome per record, in order."""
         return [self.screen_one(record) for record in records]
 
     def screen_one(self, record: Record) -> Outcome:
         """Decode, validate and evaluate one record; never raises."""
-        outcome = self.parse(record)
-        if outcome.dead_letter is None:
-            self.evaluate(outcome)
+        outcome = self._parse(record)
+        if outcome.event is not None:
+            self._evaluate(outcome, outcome.event)
         return outcome
 
-    def parse(self, record: Record) -> Outcome:
+    def _parse(self, record: Record) -> Outcome:
         """Decode and validate ``record``; an invalid one gets its dead letter."""
         expected: EventType | None = self.topic_types.get(record.topic)  # type: ignore[assignment]
         try:
-            event = parse_event(record.value, expected)
+            event = parse_event(record.value, expected, self.clock())
             if expected is not None:
                 _check_key(record.key, event)
         except EventError as exc:
             return Outcome(record, dead_letter=DeadLetter(record, exc.reason, "EventError", exc.detail))
         return Outcome(record, event)
 
-    def evaluate(self, outcome: Outcome) -> None:
+    def _evaluate(self, outcome: Outcome, event: Event) -> None:
         """Fill in the alerts of a parsed outcome; a failure becomes its dead letter.
 
         The account's state document is changed in place. If evaluation fails half way,
         the document is put back as it was, so a bad record leaves no partial state.
         """
-        event = outcome.event
-        if event is None:
-            return
-        doc = self.state.account(event.account_id)
+        record = outcome.record
+        doc = self.state.account(event.account_id, record.partition)
         # Evaluation failures are bugs or bad rules, so rare; a copy of a small document
         # costs far less than re-reading durable state after every failure would.
         before = orjson.dumps(doc)
+        started = time.perf_counter()  # a measurement for the observer, not a clock the result depends on
         try:
             if _seen_before(event, doc):
                 outcome.duplicate = True
             else:
-                outcome.alerts = self.ruleset.evaluate([event], _Single(doc), self._now, self.observer)
+                outcome.alerts = self.ruleset.evaluate_event(event, doc, self.clock, self.observer)
         except Exception as exc:  # a bug or a bad rule must not stop screening of other records
-            record = outcome.record
             log.exception("evaluation failed for %s[%d]@%d", record.topic, record.partition, record.offset)
             doc.clear()
             doc.update(orjson.loads(before))
             detail = f"{type(exc).__name__} while evaluating rules: {exc}"
             outcome.dead_letter = DeadLetter(record, "evaluation_error", type(exc).__name__, detail)
-
-
-class _Single:
-    """The one account document a record is evaluated against."""
-
-    __slots__ = ("doc",)
-
-    def __init__(self, doc: AccountState) -> None:
-        self.doc = doc
-
-    def account(self, account_id: str) -> AccountState:
-        return self.doc
+        self.observer.evaluated(time.perf_counter() - started)
 
 
 def _seen_before(event: Event, doc: AccountState) -> bool:

@@ -19,8 +19,8 @@ from aiokafka.errors import KafkaError
 
 from streams import metrics
 from streams.alerts import FreezeAlert
+from streams.commit import Change
 from streams.screening import DeadLetter, Outcome
-from streams.state_table import Change
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,12 @@ class AlertSink:
         alerts_topic: str,
         dead_letter_topic: str,
         *,
+        changelog_topic: str | None = None,
         max_backoff: float = 5.0,
     ) -> None:
         self.alerts_topic = alerts_topic
+        #: Where :meth:`write_changelog` writes state changes (the worker's state table).
+        self.changelog_topic = changelog_topic
         self.dead_letter_topic = dead_letter_topic
         self._max_backoff = max_backoff
         self._client_options = client_options
@@ -113,6 +116,12 @@ class AlertSink:
             letter.reason,
             letter.detail[:200],
         )
+
+    async def write_changelog(self, changes: Sequence[Change]) -> None:
+        """Write state changes to the state table's changelog; return once all are acknowledged."""
+        if self.changelog_topic is None:
+            raise RuntimeError("AlertSink was built without a changelog topic")
+        await self.write_many(self.changelog_topic, changes)
 
     async def write_many(self, topic: str, records: Sequence[Change]) -> None:
         """Produce ``(partition, key, value)`` records and return once all are acknowledged.

@@ -7,9 +7,9 @@ all, never half of them. A worker that takes over a partition recovers exactly t
 state of the accounts on it.
 
 The engine works on decoded documents held in a cache (:class:`TableStore`); a batch
-changes them in place, and the worker writes the touched ones to the changelog only
-after the batch's alerts are acknowledged (state after output), and acknowledges the
-batch's input records only after that. Until then the durable state is the one the
+changes them in place, and :class:`streams.commit.CommitPipeline` writes the touched
+ones to the changelog only after the batch's alerts are acknowledged (state after
+output), and acknowledges the batch's input records only after that. Until then the durable state is the one the
 batch first met, so a worker that dies replays the batch against it and raises the
 same alerts.
 """
@@ -20,10 +20,8 @@ from collections.abc import MutableMapping, Sequence
 
 import orjson
 
+from streams.commit import Change
 from streams.rules.state import AccountState
-
-#: One durable change: (input partition, account id, encoded document or ``None`` to delete).
-Change = tuple[int, bytes, bytes | None]
 
 
 class TableStore:
@@ -39,14 +37,13 @@ class TableStore:
         self.table = table
         self._max_cached = max_cached
         self._docs: dict[str, AccountState] = {}
-        #: Accounts whose document a screened record may have changed, with their partition.
+        #: Accounts whose document a screened record may have changed, with the input
+        #: partition they came from (their changelog record goes to the same partition).
         self._touched: dict[str, int] = {}
-        #: The input partition of the record being screened (the worker sets it per record):
-        #: an account's changelog record goes to the partition of the input it came from.
-        self.partition = 0
 
-    def account(self, account_id: str) -> AccountState:
-        self._touched[account_id] = self.partition
+    def account(self, account_id: str, partition: int) -> AccountState:
+        """The live document of ``account_id``, decoded from the table on first use."""
+        self._touched[account_id] = partition
         doc = self._docs.get(account_id)
         if doc is None:
             raw = self.table.get(account_id.encode())

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from streams.backtest import backtest_lines
-from streams.rules.engine import load_ruleset
+from streams.events import wall_clock
+from streams.rules.loader import load_ruleset
 from tests.amlworld import fan_patterns, max_distinct_in_window
 from tests.factories import RONIN_EXPLOITER, deposit, raw, withdrawal
 
@@ -29,7 +30,7 @@ def test_backtest_orders_by_event_time_and_reports_bad_lines() -> None:
         raw(deposit(event_id="s", from_addresses=[RONIN_EXPLOITER])),
         raw(deposit(event_id="no-type", type=...)),
     ]
-    report = backtest_lines(data, ruleset)
+    report = backtest_lines(data, ruleset, clock=wall_clock)
     assert report.lines == 5 and report.events == 3
     assert dict(report.invalid) == {"invalid_json": 1, "missing_field": 1}
     assert sorted((a.rule_id, tuple(a.event_ids)) for a in report.alerts) == [
@@ -46,8 +47,10 @@ def test_backtest_is_deterministic() -> None:
         raw(deposit(event_id=f"d{i}", from_addresses=[f"s{i}"], timestamp=f"2026-01-01T00:{i:02d}:00Z"))
         for i in range(12)
     ]
-    first = [a.alert_id for a in backtest_lines(data, ruleset).alerts]
-    assert first and first == [a.alert_id for a in backtest_lines(list(reversed(data)), ruleset).alerts]
+    first = [a.alert_id for a in backtest_lines(data, ruleset, clock=wall_clock).alerts]
+    assert first and first == [
+        a.alert_id for a in backtest_lines(list(reversed(data)), ruleset, clock=wall_clock).alerts
+    ]
 
 
 TUNED = """\
@@ -100,7 +103,7 @@ def test_amlworld_fan_patterns_match_a_brute_force_oracle(
         paths = [REPO / "rules"]
     ruleset = load_ruleset(paths)
     all_lines = [orjson.dumps(e) for _, _, events in patterns for e in events]
-    report = backtest_lines(all_lines, ruleset)
+    report = backtest_lines(all_lines, ruleset, clock=wall_clock)
     assert report.events == len(all_lines) and not report.invalid
     alerted = {a.account_id.split(":")[0] for a in report.alerts if a.rule_id in rule_ids}
     expected = set()

@@ -9,8 +9,9 @@ import pytest
 
 from streams import compact_lists
 from streams.compact_lists import read_compact
+from streams.events import wall_clock
 from streams.lists import AddressList, ListInfo, read_entries
-from streams.rules.engine import load_ruleset
+from streams.rules.loader import load_ruleset
 
 INFO = ListInfo("big", "Big", "custom", "test", "1")
 
@@ -93,9 +94,9 @@ def test_a_ruleset_screens_with_a_compact_list(tmp_path: Path, monkeypatch: pyte
     assert isinstance(ruleset.lists["generated"].entries, compact_lists.CompactEntries)
     hit = parse_event(raw(deposit(from_addresses=[listed[7].lower()])))
     miss = parse_event(raw(deposit()))
-    [alert] = ruleset.evaluate([hit])
+    [alert] = ruleset.evaluate([hit], now=wall_clock)
     assert alert.evidence["matches"][0]["entry"]["address"] == listed[7]
-    assert ruleset.evaluate([miss]) == []
+    assert ruleset.evaluate([miss], now=wall_clock) == []
 
 
 def test_changes_between_versions_are_counted_alike(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
@@ -8,6 +8,8 @@ import pytest
 
 from streams.events import Deposit, EventError, Withdrawal, format_timestamp, parse_event, to_json_dict
 from tests.factories import deposit, raw, withdrawal
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 
 def test_deposit_is_parsed_exactly() -> None:
@@ -77,9 +79,18 @@ def test_files_need_a_type_on_every_line() -> None:
 )
 def test_bad_input_has_a_reason_and_says_what_is_wrong(value: bytes | None, reason: str, words: str) -> None:
     with pytest.raises(EventError) as caught:
-        parse_event(value, expected=None if value is None or b'"type"' in value else "deposit")
+        parse_event(value, expected=None if value is None or b'"type"' in value else "deposit", now=NOW)
     assert caught.value.reason == reason
     assert words in caught.value.detail
+
+
+def test_the_future_is_measured_from_the_clock_passed_in() -> None:
+    """The core reads no clock: "in the future" means after the moment the caller gives."""
+    later = raw(deposit(timestamp="2026-12-01T12:00:00Z"))
+    with pytest.raises(EventError):
+        parse_event(later, now=NOW)
+    assert parse_event(later, now=NOW + timedelta(days=1)).event_id == "dep-1"
+    assert parse_event(later).event_id == "dep-1"  # no clock, no bound (rule test cases, files)
 
 
 def test_unknown_fields_are_ignored() -> None:

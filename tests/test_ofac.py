@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from streams.chains import normalise_address
-from streams.ofac import ImportReport, address_format, diff_lists, read_meta, read_sdn_advanced, write_list
+from streams.lists import read_meta
+from streams.ofac import ImportReport, address_format, diff_lists, read_sdn_advanced, write_list
 from streams.rescreen import added_between, load_sdn_list, report_to_list
-from streams.rules.engine import load_ruleset
+from streams.rules.loader import load_ruleset
 from tests.data import OFAC_REFERENCE, OFAC_XML
 
 REPO = Path(__file__).resolve().parents[1]

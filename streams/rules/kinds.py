@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 from streams.events import EPOCH, Event, format_timestamp
 from streams.rules.conditions import Condition, Evidence
 from streams.rules.durations import format_duration_ms
+from streams.rules.observer import EngineObserver
 from streams.rules.schema import RuleSpec
 from streams.rules.state import AccountState
 from streams.rules.templates import Summary
@@ -42,45 +43,6 @@ from streams.rules.templates import Summary
 def from_epoch_ms(millis: int) -> datetime:
     """The UTC moment ``millis`` after the epoch."""
     return EPOCH + timedelta(milliseconds=millis)
-
-
-class EngineObserver(Protocol):
-    """Told about what the engine drops or holds back, so it can be counted and shown."""
-
-    def late(self, rule_id: str) -> None:
-        """An event arrived beyond the rule's late tolerance and did not enter its state."""
-
-    def evicted(self, rule_id: str, count: int) -> None:
-        """The per-key state bound pushed out ``count`` oldest entries."""
-
-    def excepted(self, rule_id: str, exception_id: str) -> None:
-        """A finding matched an exception (allowlist) and raised no alert."""
-
-    def suppressed(self, rule_id: str) -> None:
-        """A finding fell within the rule's suppression period for its key."""
-
-
-@dataclass
-class CountingObserver:
-    """An observer that counts, for backtests and tests."""
-
-    late_events: dict[str, int] = field(default_factory=dict)
-    evictions: dict[str, int] = field(default_factory=dict)
-    exceptions: dict[tuple[str, str], int] = field(default_factory=dict)
-    suppressions: dict[str, int] = field(default_factory=dict)
-
-    def late(self, rule_id: str) -> None:
-        self.late_events[rule_id] = self.late_events.get(rule_id, 0) + 1
-
-    def evicted(self, rule_id: str, count: int) -> None:
-        self.evictions[rule_id] = self.evictions.get(rule_id, 0) + count
-
-    def excepted(self, rule_id: str, exception_id: str) -> None:
-        key = (rule_id, exception_id)
-        self.exceptions[key] = self.exceptions.get(key, 0) + 1
-
-    def suppressed(self, rule_id: str) -> None:
-        self.suppressions[rule_id] = self.suppressions.get(rule_id, 0) + 1
 
 
 @dataclass(frozen=True)

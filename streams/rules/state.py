@@ -7,7 +7,8 @@ The engine asks the store for the live document of an account and changes it in 
 which costs nothing per event; how and when documents are made durable is the store's
 business. Offline (``backtest``, ``rules test``) documents live in a dict and are never
 encoded. In the worker they are cached over a Faust table and written to its changelog
-once a batch's alerts are acknowledged (see :mod:`streams.state_table`).
+once a batch's alerts are acknowledged (see :mod:`streams.state_table` and
+:mod:`streams.commit`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ AccountState = dict[str, Any]
 class StateStore(Protocol):
     """Per-account state of stateful rules."""
 
-    def account(self, account_id: str) -> AccountState:
+    def account(self, account_id: str, partition: int) -> AccountState:
         """The live state document of ``account_id`` (empty if it has none yet).
 
-        The caller changes it in place; the store sees the change without another call.
+        ``partition`` is the input partition of the record being screened: a durable
+        store keeps the account's state on the same partition of its changelog. The
+        caller changes the document in place; the store sees the change without another call.
         """
 
 
@@ -34,7 +37,8 @@ class DictStore:
     def __init__(self) -> None:
         self.docs: dict[str, AccountState] = {}
 
-    def account(self, account_id: str) -> AccountState:
+    def account(self, account_id: str, partition: int = 0) -> AccountState:
+        """The live document of ``account_id`` (the partition does not matter in memory)."""
         doc = self.docs.get(account_id)
         if doc is None:
             doc = self.docs[account_id] = {}

@@ -9,14 +9,16 @@ tested as carefully as hits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.events import Event, EventError, event_from_dict, format_timestamp
+import orjson
+
+from streams.events import Event, EventError, event_from_dict, format_timestamp, to_json_dict
 from streams.rules.durations import parse_duration_ms
 from streams.rules.engine import Ruleset
 from streams.rules.schema import RuleSpec, RuleTest
-from streams.rules.state import DictStore
+from streams.screening import Record, Screening
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "deposit": {
@@ -90,7 +92,12 @@ def run_case(ruleset: Ruleset, rule: RuleSpec, case: RuleTest) -> CaseResult:
         events = build_events(case)
     except ValueError as exc:
         return CaseResult(rule.id, case.name, False, str(exc))
-    alerts = [a for a in ruleset.evaluate(events, DictStore()) if a.rule_id == rule.id]
+    # Through the one screening path, exactly as backtest would; "now" is the case's last
+    # event, so no event of a case is ever in the future.
+    latest = events[-1].timestamp if events else datetime.min.replace(tzinfo=UTC)
+    screening = Screening(ruleset, clock=lambda: latest)
+    records = (Record("case", 0, n, None, orjson.dumps(to_json_dict(e))) for n, e in enumerate(events, start=1))
+    alerts = [a for outcome in screening.screen(records) for a in outcome.alerts if a.rule_id == rule.id]
     if len(alerts) != len(case.expect):
         got = "; ".join(str(a.event_ids) for a in alerts) or "none"
         return CaseResult(rule.id, case.name, False, f"expected {len(case.expect)} alert(s), got {len(alerts)}: {got}")

@@ -62,7 +62,7 @@ def main() -> int:
         write_list(listing, count)
     (rules / "generated.yaml").write_text(RULE_FILE)
     from streams.memory import settle_long_lived
-    from streams.rules.engine import load_ruleset
+    from streams.rules.loader import load_ruleset
 
     before = peak_rss_mb()
     started = time.perf_counter()

@@ -27,8 +27,10 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.events import wall_clock
 from streams.memory import settle_long_lived
-from streams.rules.engine import Ruleset, load_ruleset
+from streams.rules.engine import Ruleset
+from streams.rules.loader import load_ruleset
 from streams.screening import Record, Screening
 from streams.synthetic import synthetic_events
 from tests.bench import latency
@@ -102,7 +104,7 @@ def backtest_cli(path: Path, alerts: Path) -> tuple[Result, set[str]]:
 
 def engine_alone(lines: list[bytes], ruleset: Ruleset, oracle: set[str]) -> Result:
     """C: decode, validate and evaluate from memory, in input order (the CPU ceiling)."""
-    screening = Screening(ruleset)
+    screening = Screening(ruleset, clock=wall_clock)
     records = [Record("file", 0, i, None, line) for i, line in enumerate(lines)]
     cpu0, t0 = time.process_time(), time.perf_counter()
     ids = {a.alert_id for r in records for a in screening.screen_one(r).alerts}
@@ -125,7 +127,7 @@ async def ideal_loop(run: Run, ruleset: Ruleset, total: int, oracle: set[str]) -
     producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await consumer.start()
     await producer.start()
-    screening = Screening(ruleset, s.topic_event_types)
+    screening = Screening(ruleset, s.topic_event_types, clock=wall_clock)
     seen = 0
     ids: set[str] = set()
     cpu0, t0 = time.process_time(), time.perf_counter()

@@ -35,7 +35,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import ConsumerRecord
 
 from streams.backtest import backtest_lines
-from streams.rules.engine import load_ruleset
+from streams.events import wall_clock
+from streams.rules.loader import load_ruleset
 from streams.settings import Settings
 from streams.synthetic import synthetic_events
 from tests.integration.helpers import (
@@ -229,7 +230,7 @@ class Run:
         return Counter(dict(r.headers)["sentinel.error.reason"].decode() for r in records)
 
     def score(self, name: str, lines: list[bytes]) -> ScenarioResult:
-        expected = {a.alert_id for a in backtest_lines(lines, RULESET).alerts}
+        expected = {a.alert_id for a in backtest_lines(lines, RULESET, clock=wall_clock).alerts}
         seen = Counter(self.alert_ids())
         return ScenarioResult(
             name=name,
@@ -440,7 +441,7 @@ def _alerts_committed_past(run: Run, lines: list[bytes], committed: dict[TopicPa
         counters[tp] += 1
     return [
         alert.alert_id
-        for alert in backtest_lines(lines, RULESET).alerts
+        for alert in backtest_lines(lines, RULESET, clock=wall_clock).alerts
         if all(committed.get(where[e][0], 0) > where[e][1] for e in alert.event_ids)
     ]
 

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from streams.rules.engine import load_ruleset
+from streams.rules.loader import load_ruleset
 from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

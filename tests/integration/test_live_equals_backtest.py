@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from streams.backtest import backtest_lines
-from streams.rules.engine import load_ruleset
+from streams.events import wall_clock
+from streams.rules.loader import load_ruleset
 from streams.settings import Settings
 from tests.factories import RONIN_EXPLOITER, SDN_TRON
 from tests.integration.helpers import (
@@ -164,7 +165,7 @@ EVERY_RULE = [
 def test_worker_and_backtest_raise_the_same_alerts(live: LiveRun, raw_steps: list[Any]) -> None:
     example = next(EXAMPLE)
     events = build(example, raw_steps)
-    expected = {a.alert_id for a in backtest_lines([orjson.dumps(e) for e in events], RULESET).alerts}
+    expected = {a.alert_id for a in backtest_lines([orjson.dumps(e) for e in events], RULESET, clock=wall_clock).alerts}
     live.screen(events)
     got = [a["alert_id"] for a in live.alerts(f"x{example}-")]
     assert len(got) == len(set(got)), "an alert was produced twice"

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from streams.reload import make_bundle
-from streams.rules.engine import load_ruleset
+from streams.rules.loader import load_ruleset
 from streams.settings import Settings
 from streams.topics import publish_bundle
 from tests.factories import deposit, raw

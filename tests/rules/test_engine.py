@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from streams.alerts import alert_id_for
-from streams.events import event_from_dict
-from streams.rules.engine import load_ruleset
+from streams.events import event_from_dict, wall_clock
+from streams.rules.loader import load_ruleset
 from tests.factories import CLEAN_EVM, RONIN_EXPLOITER, SDN_TRON, deposit, withdrawal
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,23 +48,23 @@ def test_ronin_exploiter_deposit_is_a_critical_freeze(shipped) -> None:  # type:
 
 
 def test_clean_deposit_raises_nothing(shipped) -> None:  # type: ignore[no-untyped-def]
-    assert shipped.evaluate([event_from_dict(deposit())]) == []
+    assert shipped.evaluate([event_from_dict(deposit())], now=wall_clock) == []
 
 
 def test_sanctioned_destination_only_for_withdrawals(shipped) -> None:  # type: ignore[no-untyped-def]
-    [alert] = shipped.evaluate([event_from_dict(withdrawal(to_address=SDN_TRON))])
+    [alert] = shipped.evaluate([event_from_dict(withdrawal(to_address=SDN_TRON))], now=wall_clock)
     assert alert.rule_id == "ofac-sanctioned-destination"
     # A deposit *to* that address is the exchange's own address; the rule looks at senders only.
-    assert shipped.evaluate([event_from_dict(deposit(to_address=SDN_TRON))]) == []
+    assert shipped.evaluate([event_from_dict(deposit(to_address=SDN_TRON))], now=wall_clock) == []
 
 
 def test_tron_base58_is_case_sensitive(shipped) -> None:  # type: ignore[no-untyped-def]
-    assert shipped.evaluate([event_from_dict(withdrawal(to_address=SDN_TRON.lower()))]) == []
+    assert shipped.evaluate([event_from_dict(withdrawal(to_address=SDN_TRON.lower()))], now=wall_clock) == []
 
 
 def test_batch_gives_one_alert_per_sanctioned_event(shipped) -> None:  # type: ignore[no-untyped-def]
     events = [event_from_dict(deposit(event_id=f"d{i}", from_addresses=[RONIN_EXPLOITER])) for i in range(3)]
-    alerts = shipped.evaluate([*events, event_from_dict(deposit(event_id="clean"))])
+    alerts = shipped.evaluate([*events, event_from_dict(deposit(event_id="clean"))], now=wall_clock)
     assert [a.event_ids for a in alerts] == [["d0"], ["d1"], ["d2"]]
     assert len({a.alert_id for a in alerts}) == 3
 
@@ -72,7 +72,7 @@ def test_batch_gives_one_alert_per_sanctioned_event(shipped) -> None:  # type: i
 def test_alert_ids_do_not_depend_on_the_clock_or_ruleset(shipped, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     event = event_from_dict(deposit(from_addresses=[RONIN_EXPLOITER]))
     first = shipped.evaluate([event], now=lambda: FIXED)[0]
-    later = shipped.evaluate([event])[0]
+    later = shipped.evaluate([event], now=wall_clock)[0]
     assert first.alert_id == later.alert_id
 
 
@@ -132,7 +132,7 @@ def write_pack(tmp_path: Path, condition: str, summary: str = "{amount} {asset}"
 )
 def test_condition_operators(tmp_path: Path, condition: str, event: dict, fires: bool) -> None:  # type: ignore[type-arg]
     write_pack(tmp_path, condition)
-    alerts = load_ruleset([tmp_path]).evaluate([event_from_dict(event)])
+    alerts = load_ruleset([tmp_path]).evaluate([event_from_dict(event)], now=wall_clock)
     assert bool(alerts) is fires
     if alerts:
         assert alerts[0].mode == "shadow" and alerts[0].rule_version == "2.1.0"
@@ -140,7 +140,7 @@ def test_condition_operators(tmp_path: Path, condition: str, event: dict, fires:
 
 def test_summary_is_substitution_not_code(tmp_path: Path) -> None:
     write_pack(tmp_path, "{field: amount, gte: 0}", summary="{amount.__class__} {amount} {asset!r} {account_id}")
-    [alert] = load_ruleset([tmp_path]).evaluate([event_from_dict(deposit())])
+    [alert] = load_ruleset([tmp_path]).evaluate([event_from_dict(deposit())], now=wall_clock)
     assert alert.summary == "{amount.__class__} 1.5 {asset!r} acct-1"
 
 
@@ -148,7 +148,7 @@ def test_disabled_rules_do_not_run(tmp_path: Path) -> None:
     write_pack(tmp_path, "{field: amount, gte: 0}")
     path = tmp_path / "pack.yaml"
     path.write_text(path.read_text().replace("    mode: shadow\n", "    mode: shadow\n    enabled: false\n"))
-    assert load_ruleset([tmp_path]).evaluate([event_from_dict(deposit())]) == []
+    assert load_ruleset([tmp_path]).evaluate([event_from_dict(deposit())], now=wall_clock) == []
 
 
 def test_later_directories_add_rules_and_can_use_earlier_lists(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_later_directories_add_rules_and_can_use_earlier_lists(tmp_path: Path) -
         """)
     )
     ruleset = load_ruleset([REPO / "rules", site])
-    alerts = ruleset.evaluate([event_from_dict(deposit(from_addresses=[RONIN_EXPLOITER]))])
+    alerts = ruleset.evaluate([event_from_dict(deposit(from_addresses=[RONIN_EXPLOITER]))], now=wall_clock)
     assert sorted(a.rule_id for a in alerts) == ["ofac-sanctioned-sender", "site-ofac-review"]
 
 
@@ -189,6 +189,8 @@ def test_a_cluster_list_names_its_entity(tmp_path: Path) -> None:
              summary: "from {matched_label}"}
         """)
     )
-    [alert] = load_ruleset([tmp_path]).evaluate([event_from_dict(deposit(from_addresses=[RONIN_EXPLOITER]))])
+    [alert] = load_ruleset([tmp_path]).evaluate(
+        [event_from_dict(deposit(from_addresses=[RONIN_EXPLOITER]))], now=wall_clock
+    )
     assert alert.summary == "from Lazarus Group"
     assert alert.evidence["matches"][0]["entry"]["label"] == "Lazarus Group"

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from streams.events import Event, event_from_dict, format_timestamp
-from streams.rules.engine import Ruleset, load_ruleset
-from streams.rules.kinds import CountingObserver
+from streams.events import Event, event_from_dict, format_timestamp, wall_clock
+from streams.rules.engine import Ruleset
+from streams.rules.loader import load_ruleset
+from streams.rules.observer import CountingObserver
 from streams.rules.state import DictStore
 from tests.factories import deposit, withdrawal
 
@@ -53,7 +54,7 @@ COUNT_RULE = """\
 
 def run(ruleset: Ruleset, events: list[Event], observer: CountingObserver | None = None) -> list[list[str]]:
     state = DictStore()
-    return [a.event_ids for a in ruleset.evaluate(events, state, observer=observer)]
+    return [a.event_ids for a in ruleset.evaluate(events, state, observer=observer, now=wall_clock)]
 
 
 def test_window_is_sliding_and_open_at_its_start(tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_state_bound_evicts_oldest_first(tmp_path: Path) -> None:
 def test_expired_entries_are_dropped_from_state(tmp_path: Path) -> None:
     ruleset = pack(tmp_path, COUNT_RULE)
     state = DictStore()
-    ruleset.evaluate([dep(f"e{i}", i * 3) for i in range(100)], state)
+    ruleset.evaluate([dep(f"e{i}", i * 3) for i in range(100)], state, now=wall_clock)
     [window] = [value for key, value in state.data.items() if "#suppress" not in key]
     assert len(window["e"]) == 4  # minutes 288..297: the only ones in (297 - 10, 297]
 
@@ -158,7 +159,7 @@ def test_sum_is_exact_decimal(tmp_path: Path) -> None:
     events = [dep(f"e{i}", i / 10, usd_value="33.33") for i in range(3)]
     assert run(ruleset, events) == []
     assert run(ruleset, [*events, dep("last", 1, usd_value="0.01")]) == [["e0", "e1", "e2", "last"]]
-    [alert] = ruleset.evaluate([*events, dep("last", 1, usd_value="0.01")], DictStore())
+    [alert] = ruleset.evaluate([*events, dep("last", 1, usd_value="0.01")], DictStore(), now=wall_clock)
     assert alert.evidence["window"]["value"] == "100.00"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.rules.engine import load_ruleset
+from streams.rules.loader import load_ruleset
 from streams.rules.source import RuleFileError
 
 GOOD_RULE = """\
