@@ -188,7 +188,7 @@ def cmd_rescreen(args: argparse.Namespace) -> int:
     new_path = Path(args.new)
     added = rescreen.added_between(rescreen.load_sdn_list(Path(args.old)), rescreen.load_sdn_list(new_path))
     print(f"{len(added)} address(es) on {new_path.name} ({added.info.version}) that {args.old} did not have")
-    screener = rescreen.Rescreener(added)
+    screener = rescreen.Rescreener(added, settings.topic_event_types, clock=wall_clock)
     report = rescreen.RescreenReport()
     try:
         since = rescreen.parse_since(args.since)

@@ -12,10 +12,9 @@ JSONL file for exchanges whose topic retention is shorter than the look-back.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,16 +23,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
-from streams.alerts import FreezeAlert, alert_id_for
-from streams.chains import normalise_address
-from streams.events import Event, EventError, format_timestamp, parse_event
+from streams.alerts import FreezeAlert
+from streams.events import Clock
 from streams.lists import AddressList, ListEntry, ListInfo, read_entries, read_meta
 from streams.ofac import ImportReport, read_sdn_advanced
+from streams.rules.engine import Ruleset
+from streams.rules.loader import RuleSource, compile_ruleset
+from streams.rules.source import load_yaml
+from streams.screening import Record, Screening
 from streams.security import client_options
 from streams.settings import Settings
 
 RULE_ID = "ofac-retroactive"
 RULE_VERSION = "1.0.0"
+#: The id of the list of added addresses inside the retroactive ruleset.
+ADDED_LIST_ID = "ofac_sdn_added"
 
 
 def load_sdn_list(path: Path) -> AddressList:
@@ -101,79 +105,60 @@ class RescreenReport:
         return "\n".join(lines)
 
 
+#: The rule ``sentinel rescreen`` runs: an ordinary rule, over the addresses an update added.
+#: Its id and version are those of every retroactive alert ever written, so alert ids stay
+#: the same from one release to the next and a second run adds nothing.
+RETROACTIVE_RULE = f"""
+required_engine_version: 1
+rules:
+  - id: {RULE_ID}
+    version: {RULE_VERSION}
+    name: OFAC designation found after the fact
+    description: >
+      A deposit from, or a withdrawal to, an address that OFAC designated after the event
+      was screened; found by `sentinel rescreen` over the addresses a list update added.
+    typology: sanctions
+    severity: critical
+    action: freeze
+    mode: enforce
+    events: [deposit, withdrawal]
+    suppress: none
+    condition:
+      any:
+        - all: [{{field: type, eq: deposit}}, {{field: from_addresses, in_list: {ADDED_LIST_ID}}}]
+        - all: [{{field: type, eq: withdrawal}}, {{field: to_address, in_list: {ADDED_LIST_ID}}}]
+    summary: >-
+      Retroactive: {{type}} of {{amount}} {{asset}} on {{chain}}, account {{account_id}}, counterparty
+      {{matched_label}} (SDN, {{matched_programs}}; {{matched_address}}), designated {{matched_listed_on}},
+      on the {{list_name}} of {{list_version}}: freeze.
+"""
+
+
+def retroactive_ruleset(added: AddressList) -> Ruleset:
+    """The retroactive rule compiled over ``added`` (alerts marked ``retroactive: true``)."""
+    source = RuleSource(Path("<sentinel rescreen>"), load_yaml(RETROACTIVE_RULE, "<sentinel rescreen>"), b"")
+    listed = AddressList(replace(added.info, id=ADDED_LIST_ID), added.entries, added.digest, added.duplicates)
+    return compile_ruleset([source], {ADDED_LIST_ID: listed}, retroactive=True)
+
+
 class Rescreener:
-    """Matches events against the newly added addresses only."""
+    """Screens past records against the newly added addresses only, by the one screening path."""
 
-    def __init__(self, added: AddressList) -> None:
+    def __init__(self, added: AddressList, topic_types: Mapping[str, str] | None = None, *, clock: Clock) -> None:
         self.added = added
-        digest = hashlib.sha256(f"{added.info.version}\0{added.digest}".encode()).hexdigest()[:12]
-        self.version = f"rescreen-{digest}"
+        self.ruleset = retroactive_ruleset(added)
+        self.version = self.ruleset.version
+        self._screening = Screening(self.ruleset, topic_types, clock=clock)
 
-    def screen(self, event: Event) -> FreezeAlert | None:
-        field_name = "from_addresses" if event.type == "deposit" else "to_address"
-        hits = []
-        for address in event.addresses(field_name):
-            entry = self.added.get(normalise_address(address))
-            if entry is not None:
-                hits.append((address, entry))
-        if not hits:
-            return None
-        address, entry = hits[0]
-        attributes = dict(entry.attributes)
-        designated = attributes.get("entry_event_date") or self.added.info.version
-        direction = "from" if event.type == "deposit" else "to"
-        summary = (
-            f"Retroactive: {event.type} of {event.amount} {event.asset} on {event.chain} "
-            f"{'into' if event.type == 'deposit' else 'from'} account {event.account_id} {direction} "
-            f"{entry.label or 'a listed holder'} (SDN, {attributes.get('programs') or 'no program given'}; "
-            f"{address}), designated {designated}, on the OFAC SDN list of {self.added.info.version}: freeze."
-        )
-        return FreezeAlert(
-            alert_id=alert_id_for(RULE_ID, RULE_VERSION, [event.event_id]),
-            rule_id=RULE_ID,
-            rule_version=RULE_VERSION,
-            ruleset_version=self.version,
-            typology="sanctions",
-            severity="critical",
-            action="freeze",
-            mode="enforce",
-            account_id=event.account_id,
-            event_ids=[event.event_id],
-            event_time=event.timestamp,
-            detected_at=datetime.now(UTC),
-            summary=summary,
-            retroactive=True,
-            evidence={
-                "event": {
-                    "type": event.type,
-                    "event_id": event.event_id,
-                    "timestamp": format_timestamp(event.timestamp),
-                    "chain": event.chain,
-                    "asset": event.asset,
-                    "amount": str(event.amount),
-                },
-                "designation_date": designated,
-                "matches": [
-                    {"field": field_name, "address": a, "list": self.added.info.as_evidence(), "entry": e.as_evidence()}
-                    for a, e in hits
-                ],
-            },
-        )
-
-    def screen_all(self, raw_events: Iterable[tuple[bytes | None, str | None]], report: RescreenReport) -> None:
+    def screen_all(self, records: Iterable[Record], report: RescreenReport) -> None:
+        """Screen ``records`` into ``report``: each affected event once, invalid ones counted."""
         started = time.perf_counter()
-        seen: set[str] = set()
-        for raw, expected in raw_events:
+        for record in records:
             report.events += 1
-            try:
-                event = parse_event(raw, expected)  # type: ignore[arg-type]
-            except EventError:
+            outcome = self._screening.screen_one(record)
+            if outcome.dead_letter is not None:
                 report.invalid += 1  # dead-lettered when it was screened live
-                continue
-            alert = self.screen(event)
-            if alert is not None and alert.alert_id not in seen:
-                seen.add(alert.alert_id)
-                report.alerts.append(alert)
+            report.alerts.extend(outcome.alerts)  # a resent event is a duplicate: no second alert
         report.seconds += time.perf_counter() - started
 
 
@@ -193,12 +178,14 @@ def parse_since(text: str, now: float | None = None) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-def file_events(path: Path) -> Iterator[tuple[bytes | None, str | None]]:
-    """The lines of a JSONL file of typed events."""
+def file_events(path: Path) -> Iterator[Record]:
+    """The lines of a JSONL file of typed events, as records of no topic."""
     with path.open("rb") as handle:
+        number = 0
         for line in handle:
             if line.strip():
-                yield line.rstrip(b"\n"), None
+                number += 1
+                yield Record(str(path), 0, number, None, line.rstrip(b"\n"))
 
 
 async def _records_between(
@@ -237,11 +224,10 @@ async def _records_between(
     return out
 
 
-async def topic_events(settings: Settings, since: float, until: float) -> list[tuple[bytes | None, str | None]]:
-    """Every input record with a broker timestamp in [since, until), with the type its topic implies."""
-    types = settings.topic_event_types
-    records = await _records_between(settings, types, since, until)
-    return [(record.value, types[record.topic]) for record in records]
+async def topic_events(settings: Settings, since: float, until: float) -> list[Record]:
+    """Every input record with a broker timestamp in [since, until), as consumed."""
+    records = await _records_between(settings, settings.topic_event_types, since, until)
+    return [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
 
 
 async def _partitions(settings: Settings, topic: str) -> list[int]:

@@ -30,6 +30,8 @@ class Ruleset:
     rules: tuple[CompiledRule, ...]
     lists: dict[str, AddressList]
     files: tuple[str, ...]
+    #: Alerts of this ruleset are found after the fact (``sentinel rescreen``).
+    retroactive: bool = False
     _by_type: dict[str, tuple[CompiledRule, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -121,6 +123,7 @@ class Ruleset:
             event_time=finding.event_time,
             detected_at=detected_at,
             summary=rule.summary(event, finding.evidence),
+            retroactive=self.retroactive,
             evidence={"event": _event_evidence(event), **finding.evidence},
         )
 

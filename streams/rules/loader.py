@@ -10,7 +10,8 @@ a :class:`~streams.rules.source.RuleFileError` naming file, line, column and rul
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,35 @@ def load_ruleset(paths: Sequence[Path | str]) -> Ruleset:
     files = rule_files(Path(p) for p in paths)
     if not files:
         raise RuleFileError(", ".join(str(p) for p in paths), "no rule files (*.yaml) found")
+    return compile_ruleset([RuleSource(path, read_yaml_file(path), path.read_bytes()) for path in files])
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """One rule file as read: where it is (list files are found beside it), its parsed YAML, its bytes."""
+
+    path: Path
+    raw: Any
+    content: bytes
+
+
+def compile_ruleset(
+    sources: Sequence[RuleSource], given_lists: Mapping[str, AddressList] | None = None, *, retroactive: bool = False
+) -> Ruleset:
+    """Check and compile rule files already read; ``given_lists`` are lists loaded elsewhere.
+
+    ``retroactive`` marks every alert of the ruleset as found after the fact (``sentinel
+    rescreen``). Errors are :class:`RuleFileError`, as for :func:`load_ruleset`.
+    """
     digest = hashlib.sha256(f"engine={ENGINE_VERSION}".encode())
     parsed: list[tuple[Path, Any, RuleFile]] = []
-    for path in files:
-        raw = read_yaml_file(path)
-        parsed.append((path, raw, _validate_file(path, raw)))
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for source in sources:
+        parsed.append((source.path, source.raw, _validate_file(source.path, source.raw)))
+        digest.update(source.path.name.encode() + b"\0" + source.content)
 
-    lists: dict[str, AddressList] = {}
+    lists: dict[str, AddressList] = dict(given_lists or {})
+    for loaded in lists.values():
+        digest.update(f"{loaded.info.id}\0{loaded.info.version}\0{loaded.info.source}\0{loaded.digest}".encode())
     for path, raw, spec in parsed:
         for index, list_spec in enumerate(spec.lists):
             where = position_of(raw, ("lists", index, "id"), str(path))
@@ -110,7 +132,8 @@ def load_ruleset(paths: Sequence[Path | str]) -> Ruleset:
         version="rs-" + digest.hexdigest()[:12],
         rules=tuple(rules),
         lists=lists,
-        files=tuple(str(p) for p in files),
+        files=tuple(str(source.path) for source in sources),
+        retroactive=retroactive,
     )
 
 

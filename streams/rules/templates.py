@@ -33,6 +33,7 @@ MATCH_PLACEHOLDERS = (
     "matched_address",
     "matched_label",
     "matched_programs",
+    "matched_listed_on",
     "list_name",
     "list_version",
     "list_source",
@@ -105,10 +106,12 @@ def _match_values(evidence: list[dict[str, Any]]) -> dict[str, str]:
     first = hits[0]
     labels = sorted({item["entry"].get("label") for item in hits if item["entry"].get("label")})
     programs = sorted({p for item in hits for p in str(item["entry"].get("programs", "")).split(";") if p})
+    listed = sorted({str(item["entry"]["entry_event_date"]) for item in hits if item["entry"].get("entry_event_date")})
     return {
         "matched_address": ", ".join(item["address"] for item in hits),
         "matched_programs": ", ".join(programs) if programs else "no program given",
         "matched_label": ", ".join(labels) if labels else "an unnamed holder",
+        "matched_listed_on": ", ".join(listed) if listed else first["list"]["version"],
         "list_name": first["list"]["name"],
         "list_version": first["list"]["version"],
         "list_source": first["list"]["source"],
