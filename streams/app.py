@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import mode
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from streams import metrics
+from streams import clients, metrics
 from streams.commit import Batch, CommitPipeline
 from streams.compact_lists import changed_counts
 from streams.events import wall_clock
@@ -48,7 +48,7 @@ from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
 from streams.rules.engine import Ruleset
 from streams.rules.loader import load_ruleset
 from streams.screening import Record, Screening
-from streams.security import client_options, faust_credentials
+from streams.security import faust_credentials
 from streams.settings import Settings
 from streams.sink import AlertSink
 from streams.state_table import TableStore
@@ -89,7 +89,7 @@ class _ReloadService(mode.Service):
         loop.add_signal_handler(signal.SIGHUP, self.sentinel.reloader.reload_files)
         if settings.control_topic:
             # Take the published bundle, if any, before the first record is screened.
-            self._control = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
+            self._control = clients.consumer(settings)
             await self._control.start()
             await self._catch_up_control()
             self._background.append(asyncio.create_task(self._follow_control()))
@@ -191,12 +191,7 @@ class SentinelApp(BatchDeliveryApp):
             state=self.state_store,
             observer=metrics.PrometheusObserver(),
         )
-        self.sink = AlertSink(
-            client_options(settings),
-            settings.alerts_topic,
-            settings.dead_letter_topic,
-            changelog_topic=self.state_table.changelog_topic.get_topic_name(),
-        )
+        self.sink = AlertSink(settings, changelog_topic=self.state_table.changelog_topic.get_topic_name())
         self.commit_pipeline = CommitPipeline(self.sink, self.state_store, self, on_complete=self._count_batch)
         self.batch_receiver = self
         self._sink_service = _SinkService(self)

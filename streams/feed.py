@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
-from streams.events import format_timestamp, line_timestamp
-from streams.security import client_options
+from streams.clients import started_producer, topic_for
+from streams.events import format_timestamp, line_timestamp, wall_clock
 from streams.settings import Settings
 
 
@@ -42,7 +41,7 @@ def feed_records(
         if not isinstance(data, dict):
             yield settings.deposits_topic, None, line
             continue
-        topic = settings.withdrawals_topic if data.get("type") == "withdrawal" else settings.deposits_topic
+        topic = topic_for(settings, data)
         key = str(data["account_id"]).encode() if "account_id" in data else None
         stamp = line_timestamp(line)
         changed = False
@@ -60,17 +59,13 @@ async def produce_file(path: Path, settings: Settings, *, shift_to_now: bool = F
 
     ``new_ids`` suffixes every event id with this moment (``-r20261127T061500``).
     """
-    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
-    await producer.start()
     count = 0
-    try:
-        now = datetime.now(UTC)
+    async with started_producer(settings) as producer:
+        now = wall_clock()
         shift = now if shift_to_now else None
         suffix = now.strftime("-r%Y%m%dT%H%M%S") if new_ids else None
         for topic, key, value in feed_records(path, settings, shift, suffix):
             await producer.send(topic, value=value, key=key)
             count += 1
         await producer.flush()
-    finally:
-        await producer.stop()
     return count

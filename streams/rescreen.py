@@ -19,11 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import ConsumerRecord
 
 from streams.alerts import FreezeAlert
+from streams.clients import read_range, started_producer
 from streams.events import Clock
 from streams.lists import AddressList, ListEntry, ListInfo, read_entries, read_meta
 from streams.ofac import ImportReport, read_sdn_advanced
@@ -31,7 +29,6 @@ from streams.rules.engine import Ruleset
 from streams.rules.loader import RuleSource, compile_ruleset
 from streams.rules.source import load_yaml
 from streams.screening import Record, Screening
-from streams.security import client_options
 from streams.settings import Settings
 
 RULE_ID = "ofac-retroactive"
@@ -188,63 +185,16 @@ def file_events(path: Path) -> Iterator[Record]:
                 yield Record(str(path), 0, number, None, line.rstrip(b"\n"))
 
 
-async def _records_between(
-    settings: Settings, topics: Iterable[str], since: float, until: float | None
-) -> list[ConsumerRecord]:
-    """Every record of ``topics`` with a broker timestamp in [since, until) (``None``: to the end),
-    the bounds found with offsets-for-times."""
-    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    out: list[ConsumerRecord] = []
-    try:
-        partitions = [TopicPartition(topic, p) for topic in topics for p in await _partitions(settings, topic)]
-        if not partitions:
-            return out
-        consumer.assign(partitions)
-        starts = await consumer.offsets_for_times({tp: int(since * 1000) for tp in partitions})
-        ends = await consumer.end_offsets(partitions)
-        stops = (
-            await consumer.offsets_for_times({tp: int(until * 1000) for tp in partitions}) if until is not None else {}
-        )
-        bounds = {}
-        for tp in partitions:
-            start = starts[tp].offset if starts.get(tp) else ends[tp]
-            stop = stops[tp].offset if stops.get(tp) else ends[tp]
-            if start < stop:
-                bounds[tp] = stop
-                consumer.seek(tp, start)
-        while bounds:
-            batches = await consumer.getmany(*bounds.keys(), timeout_ms=1000)
-            for tp, records in batches.items():
-                out.extend(record for record in records if record.offset < bounds.get(tp, -1))
-                if await consumer.position(tp) >= bounds.get(tp, 0):
-                    bounds.pop(tp, None)
-    finally:
-        await consumer.stop()
-    return out
-
-
 async def topic_events(settings: Settings, since: float, until: float) -> list[Record]:
     """Every input record with a broker timestamp in [since, until), as consumed."""
-    records = await _records_between(settings, settings.topic_event_types, since, until)
+    records = await read_range(settings, settings.topic_event_types, since, until)
     return [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
-
-
-async def _partitions(settings: Settings, topic: str) -> list[int]:
-    """The partitions of ``topic`` (none if it does not exist)."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d.get("partitions", []))
 
 
 async def existing_alert_ids(settings: Settings, since: float) -> set[str]:
     """Ids of retroactive alerts already on the alert topic (written since ``since``)."""
     ids: set[str] = set()
-    for record in await _records_between(settings, [settings.alerts_topic], since, None):
+    for record in await read_range(settings, [settings.alerts_topic], since):
         try:
             alert = orjson.loads(record.value or b"{}")
         except orjson.JSONDecodeError:
@@ -255,13 +205,10 @@ async def existing_alert_ids(settings: Settings, since: float) -> set[str]:
 
 
 async def produce_alerts(settings: Settings, alerts: list[FreezeAlert]) -> None:
-    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
+    """Write ``alerts`` to the alert topic, each acknowledged before the next."""
+    async with started_producer(settings) as producer:
         for alert in alerts:
             await producer.send_and_wait(settings.alerts_topic, value=alert.to_json(), key=alert.key())
-    finally:
-        await producer.stop()
 
 
 def default_until(new_list: Path) -> float:

@@ -66,10 +66,11 @@ async def check_connection(settings: Settings, topics: tuple[str, ...] = (), wai
     """
     import asyncio
 
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15_000)
+    from streams.clients import admin_client
+
+    admin = admin_client(settings, request_timeout_ms=15_000)
     try:
         await admin.start()
         await admin.list_topics()

@@ -17,10 +17,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams import metrics
+from streams import clients, metrics
 from streams.alerts import FreezeAlert
 from streams.commit import Change
 from streams.screening import DeadLetter, Outcome
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,31 +32,21 @@ MAX_DEAD_LETTER_VALUE = 900_000
 class AlertSink:
     """Produces the outcomes of screening: alerts to the alert topic, dead letters to the DLQ."""
 
-    def __init__(
-        self,
-        client_options: dict[str, Any],
-        alerts_topic: str,
-        dead_letter_topic: str,
-        *,
-        changelog_topic: str | None = None,
-        max_backoff: float = 5.0,
-    ) -> None:
-        self.alerts_topic = alerts_topic
+    def __init__(self, settings: Settings, *, changelog_topic: str | None = None, max_backoff: float = 5.0) -> None:
+        self.alerts_topic = settings.alerts_topic
+        self.dead_letter_topic = settings.dead_letter_topic
         #: Where :meth:`write_changelog` writes state changes (the worker's state table).
         self.changelog_topic = changelog_topic
-        self.dead_letter_topic = dead_letter_topic
         self._max_backoff = max_backoff
-        self._client_options = client_options
+        self._settings = settings
         #: True while a produce is failing and being retried (input is held back on purpose).
         self.retrying = False
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         """Connect to the cluster (the producer must be created inside the event loop)."""
-        self._producer = AIOKafkaProducer(
-            **self._client_options,
-            acks="all",
-            enable_idempotence=True,
+        self._producer = clients.producer(
+            self._settings,
             linger_ms=0,
             # A dead letter carries the original value; allow up to the broker's default limit.
             max_request_size=1_048_576 + 64_000,

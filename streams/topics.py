@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from streams.security import client_options
+from streams.clients import started_admin, started_producer
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,8 @@ def control_topic_spec(settings: Settings) -> NewTopic:
 
 async def create_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
     """Create whichever of the project's topics are missing; return the names created."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
     created = []
-    try:
+    async with started_admin(settings) as admin:
         existing = set(await admin.list_topics())
         for spec in topic_specs(settings):
             if spec.name in existing:
@@ -53,32 +51,18 @@ async def create_topics(settings: Settings, replication_factor: int = 1) -> list
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass
-    finally:
-        await admin.close()
     return created
 
 
 async def publish_bundle(settings: Settings, bundle: bytes) -> None:
     """Write a rules bundle to the control topic (created, compacted, if missing)."""
-    from aiokafka import AIOKafkaProducer
-
     from streams.reload import BUNDLE_KEY
 
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
+    async with started_admin(settings) as admin:
         if settings.control_topic not in set(await admin.list_topics()):
             try:
                 await admin.create_topics([control_topic_spec(settings)])
             except TopicAlreadyExistsError:
                 pass
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(
-        **client_options(settings), acks="all", enable_idempotence=True, max_request_size=1_048_576
-    )
-    await producer.start()
-    try:
+    async with started_producer(settings, max_request_size=1_048_576) as producer:
         await producer.send_and_wait(settings.control_topic, value=bundle, key=BUNDLE_KEY)
-    finally:
-        await producer.stop()

@@ -7,9 +7,8 @@ import sys
 from typing import TextIO
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
-from streams.security import client_options
+from streams import clients
 from streams.settings import Settings
 
 _COLOURS = {"critical": "\033[1;31m", "high": "\033[31m", "medium": "\033[33m", "low": "\033[36m"}
@@ -52,11 +51,7 @@ async def watch(
     stop_after: float | None = None,
 ) -> None:
     """Print alerts and dead letters as they arrive (until cancelled or ``stop_after`` seconds)."""
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
-        group_id=None,  # a viewer must not move any group's offsets
-        enable_auto_commit=False,
-    )
+    consumer = clients.consumer(settings)  # of no group: a viewer must not move any group's offsets
     await consumer.start()
     # Fix the start position before saying "watching", so records produced after that
     # line are never missed: wait for the assignment, then resolve every position now.

@@ -14,6 +14,7 @@ from streams.rules.state import DictStore
 from streams.screening import Record, Screening
 from streams.state_table import TableStore
 from tests.factories import RONIN_EXPLOITER, deposit, raw, withdrawal
+from tests.poison import Poison, poison_records
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = load_ruleset([REPO / "rules"])
@@ -195,3 +196,13 @@ def test_the_cache_keeps_documents_newer_than_the_table() -> None:
     store.apply(first, second)
     again = screening.screen_one(record(raw(deposit(event_id="b1", account_id="acct-b")), key=b"acct-b"))
     assert again.result == "duplicate"  # acct-b's document survived the trim
+
+
+@pytest.mark.parametrize("bad", poison_records(deposit()), ids=lambda p: p.name)
+def test_every_class_of_poison_becomes_a_dead_letter_with_its_reason(bad: Poison) -> None:
+    """The catalogue the chaos suite feeds the real worker, here through the screening path alone."""
+    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock)
+    outcome = screening.screen_one(Record("deposits", 0, 7, bad.key, bad.value))
+    assert outcome.dead_letter is not None and outcome.alerts == []
+    assert outcome.dead_letter.reason == bad.reason
+    assert dict(outcome.dead_letter.headers())["sentinel.source.offset"] == b"7"

@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tests.chaos.harness import Run
+from streams import clients
+from tests.chaos.cluster import Run
 
 
 @dataclass
@@ -58,26 +57,21 @@ HEADER = (
 
 async def _log_append_time(run: Run) -> None:
     s = run.settings
-    admin = AIOKafkaAdminClient(bootstrap_servers=run.bootstrap)
-    await admin.start()
-    try:
+    async with clients.started_admin(s) as admin:
         await admin.alter_configs(
             [
                 ConfigResource(ConfigResourceType.TOPIC, topic, configs={"message.timestamp.type": "LogAppendTime"})
                 for topic in (s.deposits_topic, s.withdrawals_topic, s.alerts_topic)
             ]
         )
-    finally:
-        await admin.close()
 
 
 async def _open_loop(run: Run, records: list[tuple[str, bytes, bytes]], rate: float) -> float:
     """Send ``records`` at ``rate`` per second on a fixed schedule; return the worst slip (s)."""
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=2, acks=1)
-    await producer.start()
     slip = 0.0
     pending = []
-    try:
+    # acks=1 without idempotence: a load generator, not a guarantee
+    async with clients.started_producer(run.settings, linger_ms=2, acks=1, enable_idempotence=False) as producer:
         start = time.perf_counter()
         for index, (topic, key, value) in enumerate(records):
             due = start + index / rate
@@ -88,8 +82,6 @@ async def _open_loop(run: Run, records: list[tuple[str, bytes, bytes]], rate: fl
                 slip = max(slip, now - due)
             pending.append(await producer.send(topic, value=value, key=key))
         await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
     return slip
 
 

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams import clients
 from streams.events import wall_clock
 from streams.memory import settle_long_lived
 from streams.rules.engine import Ruleset
@@ -34,7 +34,7 @@ from streams.rules.loader import load_ruleset
 from streams.screening import Record, Screening
 from streams.synthetic import synthetic_events
 from tests.bench import latency
-from tests.chaos.harness import Run
+from tests.chaos.cluster import Run
 from tests.integration.helpers import prepare_topics, project_broker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,16 +115,15 @@ def engine_alone(lines: list[bytes], ruleset: Ruleset, oracle: set[str]) -> Resu
 async def ideal_loop(run: Run, ruleset: Ruleset, total: int, oracle: set[str]) -> Result:
     """B: aiokafka getmany batches + orjson + the same engine, committing after alert acks."""
     s = run.settings
-    consumer = AIOKafkaConsumer(
+    consumer = clients.consumer(
+        s,
         s.deposits_topic,
         s.withdrawals_topic,
-        bootstrap_servers=run.bootstrap,
         group_id=f"ideal-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
-        enable_auto_commit=False,
         max_poll_records=2000,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = clients.producer(s, linger_ms=5)
     await consumer.start()
     await producer.start()
     screening = Screening(ruleset, s.topic_event_types, clock=wall_clock)

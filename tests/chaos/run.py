@@ -15,36 +15,36 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.chaos import harness
+from tests.chaos import scenarios, scoring
 from tests.integration.helpers import project_broker
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def main(names: list[str]) -> int:
-    chosen = names or list(harness.SCENARIOS)
-    unknown = [n for n in chosen if n not in harness.SCENARIOS]
+    chosen = names or list(scenarios.SCENARIOS)
+    unknown = [n for n in chosen if n not in scenarios.SCENARIOS]
     if unknown:
-        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(harness.SCENARIOS)}")
+        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(scenarios.SCENARIOS)}")
         return 2
     rows = []
     failed = False
     with project_broker("kafka-chaos") as (bootstrap, env):
-        print(harness.HEADER, flush=True)
+        print(scoring.HEADER, flush=True)
         for name in chosen:
             began = time.monotonic()
             with tempfile.TemporaryDirectory() as workdir:
                 try:
-                    result = harness.SCENARIOS[name](bootstrap, Path(workdir), env)
+                    result = scenarios.SCENARIOS[name](bootstrap, Path(workdir), env)
                 except Exception as exc:  # a scenario that crashes is a failed row
                     problem = f"{type(exc).__name__}: {exc}"
-                    result = harness.ScenarioResult(name, 0, 0, 0, 0, 0, 0.0, problems=[problem])
+                    result = scoring.ScenarioResult(name, 0, 0, 0, 0, 0, 0.0, problems=[problem])
                     result.notes = problem[:300]
             failed |= not result.ok
             rows.append(result.row())
             print(result.row() + f"  ({time.monotonic() - began:.0f}s)", flush=True)
     out = REPO / ".local" / "chaos-results.md"
-    out.write_text(harness.HEADER + "\n" + "\n".join(rows) + "\n")
+    out.write_text(scoring.HEADER + "\n" + "\n".join(rows) + "\n")
     print(f"\n{'FAILED' if failed else 'all scenarios: lost = 0, spurious = 0'}; table in {out}")
     return 1 if failed else 0
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos import harness
+from tests.chaos import scenarios, scoring
 from tests.integration.helpers import project_broker
 
 pytestmark = pytest.mark.kafka
 
 
-def check(result: harness.ScenarioResult) -> None:
-    print(f"\n{harness.HEADER}\n{result.row()}")
+def check(result: scoring.ScenarioResult) -> None:
+    print(f"\n{scoring.HEADER}\n{result.row()}")
     assert result.expected > 0, "the input raised no alerts: the scenario tests nothing"
     assert result.lost == 0, result
     assert result.spurious == 0, result
@@ -21,11 +21,11 @@ def check(result: harness.ScenarioResult) -> None:
 
 
 def test_worker_kill_nine(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
-    check(harness.kill_nine(kafka_bootstrap, tmp_path, broker_env, kills=2, events=1200))
+    check(scenarios.kill_nine(kafka_bootstrap, tmp_path, broker_env, kills=2, events=1200))
 
 
 def test_graceful_restart(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
-    result = harness.graceful_restart(kafka_bootstrap, tmp_path, broker_env, events=1200)
+    result = scenarios.graceful_restart(kafka_bootstrap, tmp_path, broker_env, events=1200)
     check(result)
     assert result.duplicates == 0, "a graceful stop commits what it processed: nothing is repeated"
 
@@ -34,21 +34,21 @@ def test_second_worker_joins_and_leaves(
     kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path
 ) -> None:
     """Partitions move twice; a batch fetched or screened as they move is read again, never skipped."""
-    check(harness.rebalance(kafka_bootstrap, tmp_path, broker_env))
+    check(scenarios.rebalance(kafka_bootstrap, tmp_path, broker_env))
 
 
 def test_alert_topic_refusing_produces(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
-    check(harness.produce_failing(kafka_bootstrap, tmp_path, broker_env, events=600))
+    check(scenarios.produce_failing(kafka_bootstrap, tmp_path, broker_env, events=600))
 
 
 def test_poison_input(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
-    check(harness.poison(kafka_bootstrap, tmp_path, broker_env, events=1200))
+    check(scenarios.poison(kafka_bootstrap, tmp_path, broker_env, events=1200))
 
 
 def test_broker_killed_and_restarted(kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path) -> None:
     if broker_env is not None:
-        check(harness.broker_outage(kafka_bootstrap, tmp_path, broker_env, "kill", events=1200))
+        check(scenarios.broker_outage(kafka_bootstrap, tmp_path, broker_env, "kill", events=1200))
         return
     # KAFKA_BOOTSTRAP_SERVERS names a cluster we must not kill: use a local broker of our own.
     with project_broker("kafka-faults", allow_external=False) as (bootstrap, env):
-        check(harness.broker_outage(bootstrap, tmp_path, env, "kill", events=1200))
+        check(scenarios.broker_outage(bootstrap, tmp_path, env, "kill", events=1200))

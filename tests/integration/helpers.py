@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from pydantic import SecretStr
 
+from streams import clients
 from streams.settings import Settings
 from streams.topics import create_topics
 
@@ -29,6 +29,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def plain_settings(bootstrap: str) -> Settings:
+    """Default settings for a plain (PLAINTEXT) cluster at ``bootstrap``, to build clients with."""
+    return Settings(kafka_bootstrap_servers=bootstrap)
 
 
 def isolated_settings(bootstrap: str, suffix: str, **overrides: object) -> Settings:
@@ -63,14 +68,10 @@ def settings_env(settings: Settings, data_dir: Path) -> dict[str, str]:
 
 async def produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
     """Produce ``(topic, key, value)`` records in order and wait for every acknowledgement."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
-    await producer.start()
-    try:
+    async with clients.started_producer(plain_settings(bootstrap), linger_ms=5) as producer:
         # Sent back to back and awaited together: one producer keeps each partition's order.
         pending = [await producer.send(topic, value=value, key=key) for topic, key, value in records]
         await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
 
 
 async def collect(
@@ -78,27 +79,17 @@ async def collect(
 ) -> list[ConsumerRecord]:
     """Read ``topics`` from the beginning until ``expected`` records arrived, then ``settle``
     seconds more so that any extra (duplicate, spurious) record is seen too."""
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
     records: list[ConsumerRecord] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     settle_until: float | None = None
-    try:
+    async with clients.started_consumer(plain_settings(bootstrap), *topics, auto_offset_reset="earliest") as consumer:
         while loop.time() < (settle_until or deadline):
             batches = await consumer.getmany(timeout_ms=250)
             for batch in batches.values():
                 records.extend(batch)
             if settle_until is None and len(records) >= expected:
                 settle_until = loop.time() + settle
-    finally:
-        await consumer.stop()
     return records
 
 

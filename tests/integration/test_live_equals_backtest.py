@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from streams.backtest import backtest_lines
+from streams.clients import topic_for
 from streams.events import wall_clock
 from streams.rules.loader import load_ruleset
 from streams.settings import Settings
@@ -109,14 +110,7 @@ class LiveRun:
 
     def screen(self, events: list[dict[str, Any]]) -> None:
         ordered = sorted(events, key=lambda e: (e["timestamp"], e["event_id"]))
-        records = [
-            (
-                self.settings.deposits_topic if e["type"] == "deposit" else self.settings.withdrawals_topic,
-                e["account_id"].encode(),
-                orjson.dumps(e),
-            )
-            for e in ordered
-        ]
+        records = [(topic_for(self.settings, e), e["account_id"].encode(), orjson.dumps(e)) for e in ordered]
         asyncio.run(produce(self.settings.kafka_bootstrap_servers, records))
         self.produced += len(records)
         deadline = time.monotonic() + 120
