@@ -17,7 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, field_serializer
 
 from streams.events import format_timestamp
-from streams.rules.schema import Action, Mode, Severity, Typology
+from streams.taxonomy import Action, Mode, Severity, Typology
 
 
 def alert_id_for(rule_id: str, rule_version: str, event_ids: Sequence[str]) -> str:

@@ -30,7 +30,6 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from aiokafka.structs import ConsumerRecord
 from streams import clients, metrics
 from streams.commit import Batch, CommitPipeline
 from streams.compact_lists import changed_counts
-from streams.events import wall_clock
+from streams.events import parse_moment, wall_clock
 from streams.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
 from streams.memory import settle_long_lived
 from streams.reload import BUNDLE_KEY, ReloadResult, RulesReloader
@@ -354,7 +353,7 @@ def _publish_ruleset(ruleset: Ruleset) -> None:
     for list_id, address_list in ruleset.lists.items():
         metrics.LIST_ENTRIES.labels(list_id).set(len(address_list))
         try:
-            issued = datetime.fromisoformat(address_list.info.version).replace(tzinfo=UTC)
+            issued = parse_moment(address_list.info.version)
             metrics.LIST_VERSION_TIME.labels(list_id).set(issued.timestamp())
         except ValueError:
             pass  # a version that is not a date

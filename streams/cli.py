@@ -30,6 +30,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from streams import __version__
+from streams.errors import first_problem
 from streams.events import wall_clock
 from streams.lists import AddressList
 from streams.memory import settle_long_lived
@@ -43,8 +44,8 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        raise SystemExit(f"sentinel: bad setting {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+        problem = first_problem(exc)
+        raise SystemExit(f"sentinel: bad setting {problem.dotted}: {problem.message}") from None
 
 
 def _ruleset(paths: Sequence[str]) -> Ruleset:
@@ -154,7 +155,8 @@ def cmd_lists_import_ofac(args: argparse.Namespace) -> int:
     if not report.addresses:
         raise SystemExit(f"sentinel: {source}: no digital-currency addresses found; refusing to write an empty list")
     output = Path(args.output)
-    write_list(report, output, f"US Treasury OFAC SDN Advanced XML ({source.name}), issued {report.issue_date}")
+    source_text = f"US Treasury OFAC SDN Advanced XML ({source.name}), issued {report.issue_date}"
+    write_list(report, output, source_text, imported_at=time.time())
     print(report.summary())
     print(f"wrote {output} in {time.perf_counter() - started:.1f}s")
     if args.publish:
@@ -182,7 +184,7 @@ def cmd_lists_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_rescreen(args: argparse.Namespace) -> int:
-    from streams import rescreen
+    from streams import replay, rescreen
 
     settings = _settings()
     new_path = Path(args.new)
@@ -191,24 +193,25 @@ def cmd_rescreen(args: argparse.Namespace) -> int:
     screener = rescreen.Rescreener(added, settings.topic_event_types, clock=wall_clock)
     report = rescreen.RescreenReport()
     try:
-        since = rescreen.parse_since(args.since)
+        since = rescreen.parse_since(args.since, time.time())
     except ValueError as exc:
         raise SystemExit(f"sentinel: --since: {exc}") from None
     if args.input:
         screener.screen_all(rescreen.file_events(Path(args.input)), report)
     else:
-        until = rescreen.parse_since(args.until) if args.until else rescreen.default_until(new_path)
+        now = time.time()
+        until = rescreen.parse_since(args.until, now) if args.until else rescreen.default_until(new_path, now)
         started = time.perf_counter()
-        records = asyncio.run(rescreen.topic_events(settings, since, until))
+        records = asyncio.run(replay.topic_events(settings, since, until))
         report.seconds += time.perf_counter() - started
         screener.screen_all(records, report)
     if args.output:
         Path(args.output).write_bytes(b"".join(a.to_json() + b"\n" for a in report.alerts))
     if not args.input and not args.dry_run:
-        present = asyncio.run(rescreen.existing_alert_ids(settings, since))
+        present = asyncio.run(replay.existing_alert_ids(settings, since))
         fresh = [a for a in report.alerts if a.alert_id not in present]
         report.already_alerted = len(report.alerts) - len(fresh)
-        asyncio.run(rescreen.produce_alerts(settings, fresh))
+        asyncio.run(replay.produce_alerts(settings, fresh))
         report.produced = len(fresh)
     print(report.table())
     return 0

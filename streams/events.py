@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from streams.chains import CHAINS, normalise_address
+from streams.errors import first_problem
 
 EventType = Literal["deposit", "withdrawal"]
 EVENT_TYPES: tuple[EventType, ...] = ("deposit", "withdrawal")
@@ -210,15 +211,12 @@ _MODELS: dict[str, type[Deposit] | type[Withdrawal]] = {"deposit": Deposit, "wit
 
 def _first_error(exc: ValidationError) -> EventError:
     """Condense pydantic's report into one reason code and a plain sentence."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    field = ".".join(str(part) for part in first["loc"] if part not in ("deposit", "withdrawal"))
-    kind = first["type"]
-    if kind == "missing":
+    problem = first_problem(exc)
+    field = ".".join(str(part) for part in problem.loc if part not in ("deposit", "withdrawal"))
+    if problem.kind == "missing":
         return EventError("missing_field", f"required field {field!r} is missing")
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return EventError("invalid_field", f"field {field!r}: {message}{more}")
+    more = f" (and {problem.more} more problem(s))" if problem.more else ""
+    return EventError("invalid_field", f"field {field!r}: {problem.message}{more}")
 
 
 def parse_event(raw: bytes | None, expected: EventType | None = None, now: datetime | None = None) -> Event:
@@ -295,11 +293,21 @@ def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
         raise _first_error(exc) from None
 
 
+def parse_moment(text: str) -> datetime:
+    """An RFC 3339 date or date-time read leniently, in UTC (a time without a zone is UTC).
+
+    For what people and files give the commands (``--since``, a test case's start, a list
+    version, a line to order by); events themselves are held to the strict contract of
+    :func:`parse_event`. Raises :class:`ValueError`.
+    """
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def line_timestamp(line: bytes) -> datetime | None:
     """The ``timestamp`` of a JSON line, leniently (for ordering and shifting files), or ``None``."""
     try:
-        value = orjson.loads(line).get("timestamp")
-        return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00")).astimezone(UTC)
+        return parse_moment(orjson.loads(line).get("timestamp"))
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return None
 

@@ -21,9 +21,10 @@ from typing import Any
 import orjson
 
 from streams.chains import normalise_address
+from streams.errors import RuleError
 
 
-class ListFileError(ValueError):
+class ListFileError(RuleError):
     """A list file that cannot be read; the message names the file and line."""
 
 

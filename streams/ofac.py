@@ -232,8 +232,11 @@ def read_sdn_advanced(path: Path) -> ImportReport:
     return ImportReport(issue_date, addresses, unclassified, duplicates, time.perf_counter() - started)
 
 
-def write_list(report: ImportReport, output: Path, source: str) -> None:
-    """Write the list CSV and its ``.meta.json`` sidecar (issue date = list version)."""
+def write_list(report: ImportReport, output: Path, source: str, *, imported_at: float) -> None:
+    """Write the list CSV and its ``.meta.json`` sidecar (issue date = list version).
+
+    ``imported_at`` (Unix seconds) is when the list went live here: ``rescreen`` looks back to it.
+    """
     output.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -263,7 +266,7 @@ def write_list(report: ImportReport, output: Path, source: str) -> None:
                 "version": report.issue_date,
                 "source": source,
                 "issued": report.issue_date,
-                "imported_at": time.time(),
+                "imported_at": imported_at,
                 "addresses": len(report.addresses),
                 "entities": report.entities,
             },

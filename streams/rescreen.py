@@ -15,21 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-
 from streams.alerts import FreezeAlert
-from streams.clients import read_range, started_producer
-from streams.events import Clock
+from streams.events import Clock, parse_moment
 from streams.lists import AddressList, ListEntry, ListInfo, read_entries, read_meta
 from streams.ofac import ImportReport, read_sdn_advanced
+from streams.rules.durations import parse_duration_ms
 from streams.rules.engine import Ruleset
 from streams.rules.loader import RuleSource, compile_ruleset
 from streams.rules.source import load_yaml
 from streams.screening import Record, Screening
-from streams.settings import Settings
 
 RULE_ID = "ofac-retroactive"
 RULE_VERSION = "1.0.0"
@@ -159,20 +155,16 @@ class Rescreener:
         report.seconds += time.perf_counter() - started
 
 
-def parse_since(text: str, now: float | None = None) -> float:
-    """``365d``/``12h`` back from now, or an RFC 3339 date or time; Unix seconds."""
-    from streams.rules.durations import parse_duration_ms
-
-    moment = now if now is not None else time.time()
+def parse_since(text: str, now: float) -> float:
+    """``365d``/``12h`` back from ``now``, or an RFC 3339 date or time; Unix seconds."""
     try:
-        return moment - parse_duration_ms(text) / 1000
+        return now - parse_duration_ms(text) / 1000
     except ValueError:
         pass
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_moment(text).timestamp()
     except ValueError:
         raise ValueError(f"{text!r} is neither a duration (365d) nor a date (2025-03-04)") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def file_events(path: Path) -> Iterator[Record]:
@@ -185,35 +177,9 @@ def file_events(path: Path) -> Iterator[Record]:
                 yield Record(str(path), 0, number, None, line.rstrip(b"\n"))
 
 
-async def topic_events(settings: Settings, since: float, until: float) -> list[Record]:
-    """Every input record with a broker timestamp in [since, until), as consumed."""
-    records = await read_range(settings, settings.topic_event_types, since, until)
-    return [Record(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
-
-
-async def existing_alert_ids(settings: Settings, since: float) -> set[str]:
-    """Ids of retroactive alerts already on the alert topic (written since ``since``)."""
-    ids: set[str] = set()
-    for record in await read_range(settings, [settings.alerts_topic], since):
-        try:
-            alert = orjson.loads(record.value or b"{}")
-        except orjson.JSONDecodeError:
-            continue
-        if alert.get("rule_id") == RULE_ID:
-            ids.add(alert["alert_id"])
-    return ids
-
-
-async def produce_alerts(settings: Settings, alerts: list[FreezeAlert]) -> None:
-    """Write ``alerts`` to the alert topic, each acknowledged before the next."""
-    async with started_producer(settings) as producer:
-        for alert in alerts:
-            await producer.send_and_wait(settings.alerts_topic, value=alert.to_json(), key=alert.key())
-
-
-def default_until(new_list: Path) -> float:
+def default_until(new_list: Path, now: float) -> float:
     """When the new list went live: its import time, or now."""
     meta = read_meta(new_list) if new_list.suffix == ".csv" else None
     if meta and isinstance(meta.get("imported_at"), int | float):
         return float(meta["imported_at"])
-    return time.time()
+    return now

@@ -6,6 +6,7 @@ import csv
 import functools
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def test_written_list_loads_with_its_issue_date_as_version(tmp_path: Path) -> No
     report = sdn("2025-03-04")
     rules = tmp_path / "rules"
     (rules / "lists").mkdir(parents=True)
-    write_list(report, rules / "lists" / "ofac-sdn.csv", "test import")
+    write_list(report, rules / "lists" / "ofac-sdn.csv", "test import", imported_at=time.time())
     assert read_meta(rules / "lists" / "ofac-sdn.csv")["version"] == "2025-03-04"  # type: ignore[index]
     (rules / "sanctions.yaml").write_text((REPO / "rules" / "sanctions.yaml").read_text())
     ruleset = load_ruleset([rules])

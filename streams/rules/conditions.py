@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from streams.chains import normalise_address
+from streams.errors import RuleError
 from streams.events import Event
 from streams.lists import AddressList
 
@@ -40,7 +41,7 @@ COMPARISONS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "matches")
 LIST_OPERATORS = ("in_list", "all_in_list")
 
 
-class ConditionError(ValueError):
+class ConditionError(RuleError):
     """A condition that does not follow the grammar; ``path`` locates it below ``condition``."""
 
     def __init__(self, path: tuple[str | int, ...], message: str) -> None:
@@ -49,7 +50,7 @@ class ConditionError(ValueError):
         self.message = message
 
 
-class MacroError(ValueError):
+class MacroError(RuleError):
     """A problem inside a macro's own condition (reported at the macro, not at its user)."""
 
     def __init__(self, macro_id: str, error: ConditionError) -> None:

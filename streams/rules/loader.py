@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from streams import ENGINE_VERSION
 from streams.compact_lists import read_compact
+from streams.errors import first_problem
 from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_entries, read_meta
 from streams.rules.compiler import compile_rule
 from streams.rules.conditions import ConditionError, MacroError, Macros
@@ -145,21 +146,17 @@ def _validate_file(path: Path, raw: Any) -> RuleFile:
     try:
         spec = RuleFile.model_validate(raw)
     except ValidationError as exc:
-        # An unknown key is usually a typo that also explains a "missing" one: report it first.
-        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-        error = errors[0]
-        loc = tuple(error["loc"])
-        rule_id = _rule_id_at(raw, loc)
-        where = position_of(raw, loc, str(path))
-        dotted = ".".join(str(p) for p in loc)
-        if error["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}"
-        elif error["type"] == "missing":
-            message = f"required key {dotted!r} is missing"
-        elif error["type"] == "value_error":
-            message = f"{dotted}: {str(error['msg']).removeprefix('Value error, ')}"
+        problem = first_problem(exc, first_kind="extra_forbidden")
+        rule_id = _rule_id_at(raw, problem.loc)
+        where = position_of(raw, problem.loc, str(path))
+        if problem.kind == "extra_forbidden":
+            message = f"unknown key {problem.loc[-1]!r}"
+        elif problem.kind == "missing":
+            message = f"required key {problem.dotted!r} is missing"
+        elif problem.kind == "value_error":
+            message = f"{problem.dotted}: {problem.message}"
         else:
-            message = f"{dotted}: {error['msg']} (got {_short(error.get('input'))})"
+            message = f"{problem.dotted}: {problem.message} (got {_short(problem.input)})"
         raise RuleFileError(where, message, rule_id) from None
     if spec.required_engine_version > ENGINE_VERSION:
         raise RuleFileError(

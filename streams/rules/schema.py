@@ -19,11 +19,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from streams.events import EventType
 from streams.rules.durations import parse_duration_ms
+from streams.taxonomy import Action, Mode, Severity, Typology
 
-Typology = Literal["sanctions", "high_risk_exposure", "pass_through", "fan_in", "fan_out", "structuring", "velocity"]
-Severity = Literal["critical", "high", "medium", "low"]
-Action = Literal["freeze", "review"]
-Mode = Literal["enforce", "shadow"]
 Status = Literal["stable", "test", "experimental", "deprecated"]
 Category = Literal["sanctioned", "mixer", "exploit", "phishing", "scam", "high_risk", "custom"]
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from streams.errors import RuleError
+
 
 @dataclass(frozen=True)
 class Position:
@@ -27,7 +29,7 @@ class Position:
         return f"{self.path}:{self.line}:{self.column}"
 
 
-class RuleFileError(ValueError):
+class RuleFileError(RuleError):
     """A rule or list file that cannot be used; says where and what, in plain words."""
 
     def __init__(self, position: Position | str, message: str, rule_id: str | None = None) -> None:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from streams.errors import RuleError
 from streams.events import Event, format_timestamp
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -54,7 +55,7 @@ PLACEHOLDERS = frozenset(
 Summary = Callable[[Event, dict[str, Any]], str]
 
 
-class TemplateError(ValueError):
+class TemplateError(RuleError):
     """A summary template naming something that does not exist."""
 
 

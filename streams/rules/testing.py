@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from streams.events import Event, EventError, event_from_dict, format_timestamp, to_json_dict
+from streams.events import Event, EventError, event_from_dict, format_timestamp, parse_moment, to_json_dict
 from streams.rules.durations import parse_duration_ms
 from streams.rules.engine import Ruleset
 from streams.rules.schema import RuleSpec, RuleTest
@@ -56,7 +56,7 @@ class CaseResult:
 def build_events(case: RuleTest) -> list[Event]:
     """The case's events, expanded and filled with defaults, in event-time order."""
     try:
-        start = datetime.fromisoformat(case.start.replace("Z", "+00:00"))
+        start = parse_moment(case.start)
     except ValueError:
         raise ValueError(f"start {case.start!r} is not an RFC 3339 time") from None
     events: list[tuple[datetime, int, Event]] = []

@@ -47,8 +47,8 @@ def test_designation_freezes_new_deposits_and_rescreen_finds_the_earlier_ones(
     rules = tmp_path / "rules"
     shutil.copytree(REPO / "rules", rules)
     old_list = tmp_path / "old-ofac-sdn.csv"
-    write_list(old_report, old_list, "SDN 2025-03-04")
-    write_list(old_report, rules / "lists" / "ofac-sdn.csv", "SDN 2025-03-04")
+    write_list(old_report, old_list, "SDN 2025-03-04", imported_at=time.time())
+    write_list(old_report, rules / "lists" / "ofac-sdn.csv", "SDN 2025-03-04", imported_at=time.time())
     suffix = uuid.uuid4().hex[:8]
     settings = isolated_settings(kafka_bootstrap, suffix, rules=str(rules), reload_interval=0.5)
     asyncio.run(prepare_topics(settings))
