@@ -48,6 +48,14 @@ def _settings() -> Settings:
         raise SystemExit(f"sentinel: bad setting {problem.dotted}: {problem.message}") from None
 
 
+def _existing_file(name: str) -> Path:
+    """``name`` as a path, or a plain error if there is no such file."""
+    path = Path(name)
+    if not path.is_file():
+        raise SystemExit(f"sentinel: {path}: no such file")
+    return path
+
+
 def _ruleset(paths: Sequence[str]) -> Ruleset:
     try:
         ruleset = load_ruleset(list(paths))
@@ -144,9 +152,7 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
 def cmd_lists_import_ofac(args: argparse.Namespace) -> int:
     from streams.ofac import read_sdn_advanced, write_list
 
-    source = Path(args.file)
-    if not source.is_file():
-        raise SystemExit(f"sentinel: {source}: no such file")
+    source = _existing_file(args.file)
     started = time.perf_counter()
     try:
         report = read_sdn_advanced(source)
@@ -243,9 +249,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_feed(args: argparse.Namespace) -> int:
     from streams.feed import produce_file
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise SystemExit(f"sentinel: {path}: no such file")
+    path = _existing_file(args.file)
     count = asyncio.run(produce_file(path, _settings(), shift_to_now=args.now, new_ids=args.new_ids))
     print(f"produced {count} records from {path}")
     return 0

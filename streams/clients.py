@@ -9,7 +9,7 @@ keyword. The Faust worker's own consumer and changelog producer are Faust's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,36 +38,36 @@ def consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaCons
 
 
 @asynccontextmanager
+async def _running(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    await start()
+    try:
+        yield
+    finally:
+        await stop()
+
+
+@asynccontextmanager
 async def started_admin(settings: Settings, **overrides: Any) -> AsyncIterator[AIOKafkaAdminClient]:
     """An admin client, started, closed on exit."""
     client = admin_client(settings, **overrides)
-    await client.start()
-    try:
+    async with _running(client.start, client.close):
         yield client
-    finally:
-        await client.close()
 
 
 @asynccontextmanager
 async def started_producer(settings: Settings, **overrides: Any) -> AsyncIterator[AIOKafkaProducer]:
     """A producer, started; flushed and stopped on exit."""
     client = producer(settings, **overrides)
-    await client.start()
-    try:
+    async with _running(client.start, client.stop):
         yield client
-    finally:
-        await client.stop()
 
 
 @asynccontextmanager
 async def started_consumer(settings: Settings, *topics: str, **overrides: Any) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer, started, stopped on exit."""
     client = consumer(settings, *topics, **overrides)
-    await client.start()
-    try:
+    async with _running(client.start, client.stop):
         yield client
-    finally:
-        await client.stop()
 
 
 def topic_for(settings: Settings, event: Mapping[str, Any]) -> str:

@@ -12,11 +12,11 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.data import REPO
+
 BROKER_SCRIPT = REPO / "deploy" / "kafka" / "broker.sh"
 
 

@@ -12,9 +12,8 @@ from streams.backtest import backtest_lines
 from streams.events import wall_clock
 from streams.rules.loader import load_ruleset
 from tests.amlworld import fan_patterns, max_distinct_in_window
+from tests.data import REPO
 from tests.factories import RONIN_EXPLOITER, deposit, raw, withdrawal
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def lines(events: list[dict]) -> list[bytes]:  # type: ignore[type-arg]

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import orjson
 
+from tests.data import REPO
 from tests.factories import RONIN_EXPLOITER, deposit, raw
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def sentinel(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,9 +13,9 @@ import pytest
 from streams.backtest import backtest_file
 from streams.events import EventError, parse_event, wall_clock
 from streams.rules.loader import load_ruleset
+from tests.data import REPO
 from tests.factories import deposit, raw, withdrawal
 
-REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "docs" / "schemas"
 DEMO = REPO / "deploy" / "demo" / "demo-feed.jsonl"
 

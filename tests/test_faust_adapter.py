@@ -13,7 +13,7 @@ from streams.app import SentinelApp
 from streams.faust_adapter import PRIVATE_NAMES, BatchConsumer, BatchTransport, check_faust_internals, table_bytes
 from streams.rules.loader import load_ruleset
 from streams.settings import Settings
-from tests.conftest import REPO
+from tests.data import REPO
 
 
 def app() -> SentinelApp:

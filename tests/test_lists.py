@@ -6,10 +6,9 @@ import pytest
 
 from streams.chains import normalise_address
 from streams.lists import AddressList, ListEntry, ListFileError, ListInfo, read_entries
-from tests.data import OFAC_PUBLISHED
+from tests.data import OFAC_PUBLISHED, REPO
 
 INFO = ListInfo("t", "Test list", "custom", "tests", "2026-11-27")
-REPO = Path(__file__).resolve().parents[1]
 SHIPPED_OFAC = REPO / "rules" / "lists" / "ofac-sdn.csv"
 
 

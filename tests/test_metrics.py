@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from streams import metrics
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.data import REPO
 
 
 def test_catalogue_matches_the_code() -> None:

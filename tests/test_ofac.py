@@ -16,9 +16,8 @@ from streams.lists import read_meta
 from streams.ofac import ImportReport, address_format, diff_lists, read_sdn_advanced, write_list
 from streams.rescreen import added_between, load_sdn_list, report_to_list
 from streams.rules.loader import load_ruleset
-from tests.data import OFAC_REFERENCE, OFAC_XML
+from tests.data import OFAC_REFERENCE, OFAC_XML, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 XML = {date: OFAC_XML / f"sdn_advanced_{date}.xml.bz2" for date in ("2025-03-04", "2025-11-19")}
 REFERENCE = {date: OFAC_REFERENCE / f"sdn_digital_currency_addresses_with_entities_{date}.csv" for date in XML}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -13,10 +12,10 @@ from streams.rules.loader import load_ruleset
 from streams.rules.state import DictStore
 from streams.screening import Record, Screening
 from streams.state_table import TableStore
+from tests.data import REPO
 from tests.factories import RONIN_EXPLOITER, deposit, raw, withdrawal
 from tests.poison import Poison, poison_records
 
-REPO = Path(__file__).resolve().parents[1]
 RULES = load_ruleset([REPO / "rules"])
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -35,9 +35,9 @@ from streams.screening import Record, Screening
 from streams.synthetic import synthetic_events
 from tests.bench import latency
 from tests.chaos.cluster import Run
+from tests.data import REPO
 from tests.integration.helpers import prepare_topics, project_broker
 
-REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "bench-results"
 SEED = 11
 ACCOUNTS = 200_000

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 from tests.chaos import scenarios, scoring
+from tests.data import REPO
 from tests.integration.helpers import project_broker
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def main(names: list[str]) -> int:

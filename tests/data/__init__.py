@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent
+#: The repository checkout the tests run in.
+REPO = DATA.parents[1]
 #: The OFAC SDN digital-currency data: SDN Advanced XML, reference CSVs, per-asset lists.
 OFAC = DATA / "ofac"
 OFAC_XML = OFAC / "sdn-advanced-xml"

@@ -17,8 +17,8 @@ import yaml
 
 from streams.rules.loader import load_ruleset
 from streams.settings import Settings
+from tests.data import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 COMPOSE = REPO / "deploy" / "compose" / "docker-compose.yml"
 KUBERNETES_VERSION = "1.33.0"

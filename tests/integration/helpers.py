@@ -21,8 +21,7 @@ from pydantic import SecretStr
 from streams import clients
 from streams.settings import Settings
 from streams.topics import create_topics
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.data import REPO
 
 
 def free_port() -> int:

@@ -9,9 +9,9 @@ import pytest
 from streams.alerts import alert_id_for
 from streams.events import event_from_dict, wall_clock
 from streams.rules.loader import load_ruleset
+from tests.data import REPO
 from tests.factories import CLEAN_EVM, RONIN_EXPLOITER, SDN_TRON, deposit, withdrawal
 
-REPO = Path(__file__).resolve().parents[2]
 FIXED = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 
 
