@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streams import clients
+from streams.shell import clients
 from tests.chaos.cluster import Run
 
 

@@ -61,8 +61,8 @@ def main() -> int:
     if not listing.exists() or sum(1 for _ in listing.open()) != count:
         write_list(listing, count)
     (rules / "generated.yaml").write_text(RULE_FILE)
-    from streams.memory import settle_long_lived
-    from streams.rules.loader import load_ruleset
+    from streams.core.rules.loader import load_ruleset
+    from streams.shell.memory import settle_long_lived
 
     before = peak_rss_mb()
     started = time.perf_counter()

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import orjson
 
-from streams import clients
-from streams.events import wall_clock
-from streams.memory import settle_long_lived
-from streams.rules.engine import Ruleset
-from streams.rules.loader import load_ruleset
-from streams.screening import Record, Screening
-from streams.synthetic import synthetic_events
+from streams.core.events import wall_clock
+from streams.core.rules.engine import Ruleset
+from streams.core.rules.loader import load_ruleset
+from streams.core.screening import Record, Screening
+from streams.core.synthetic import synthetic_events
+from streams.shell import clients
+from streams.shell.memory import settle_long_lived
 from tests.bench import latency
 from tests.chaos.cluster import Run
 from tests.data import REPO
@@ -88,7 +88,7 @@ def backtest_cli(path: Path, alerts: Path) -> tuple[Result, set[str]]:
     """5: ``sentinel backtest`` on the file, as a user runs it; its alerts are the oracle."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "backtest", "--input", str(path), "--output", str(alerts)],
+        [sys.executable, "-m", "streams.commands.cli", "backtest", "--input", str(path), "--output", str(alerts)],
         cwd=REPO,
         capture_output=True,
         text=True,

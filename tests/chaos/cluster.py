@@ -25,8 +25,8 @@ from aiokafka import TopicPartition
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import ConsumerRecord
 
-from streams.clients import started_admin, started_consumer, topic_for
-from streams.settings import Settings
+from streams.shell.clients import started_admin, started_consumer, topic_for
+from streams.shell.settings import Settings
 from tests.integration.helpers import REPO, WorkerProcess, isolated_settings, prepare_topics, produce, start_worker
 
 

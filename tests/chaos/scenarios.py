@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.clients import topic_for
+from streams.shell.clients import topic_for
 from tests.chaos.cluster import broker, scenario
 from tests.chaos.scoring import ScenarioResult, alerts_committed_past, chaos_input, score
 from tests.integration.helpers import produce

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import TopicPartition
 
-from streams.backtest import backtest_lines
-from streams.clients import topic_for
-from streams.events import wall_clock
-from streams.rules.loader import load_ruleset
-from streams.synthetic import synthetic_events
+from streams.core.backtest import backtest_lines
+from streams.core.events import wall_clock
+from streams.core.rules.loader import load_ruleset
+from streams.core.synthetic import synthetic_events
+from streams.shell.clients import topic_for
 from tests.chaos.cluster import Run
 from tests.integration.helpers import REPO
 

@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from streams.rules.loader import load_ruleset
-from streams.settings import Settings
+from streams.core.rules.loader import load_ruleset
+from streams.shell.settings import Settings
 from tests.data import REPO
 
 K8S = REPO / "deploy" / "k8s"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import metrics
+from streams.shell import metrics
 from tests.factories import RONIN_EXPLOITER, deposit, raw
 from tests.integration.helpers import (
     REPO,

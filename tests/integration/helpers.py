@@ -18,9 +18,9 @@ from pathlib import Path
 from aiokafka.structs import ConsumerRecord
 from pydantic import SecretStr
 
-from streams import clients
-from streams.settings import Settings
-from streams.topics import create_topics
+from streams.shell import clients
+from streams.shell.settings import Settings
+from streams.shell.topics import create_topics
 from tests.data import REPO
 
 
@@ -123,7 +123,7 @@ def start_worker(settings: Settings, workdir: Path, name: str = "worker") -> Wor
     log_path = workdir / f"{name}.log"
     handle = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
+        [sys.executable, "-m", "streams.commands.cli", "worker"],
         env=settings_env(settings, workdir / f"{name}-data"),
         stdout=handle,
         stderr=subprocess.STDOUT,

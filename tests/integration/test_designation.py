@@ -15,8 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.ofac import read_sdn_advanced, write_list
-from streams.rescreen import added_between, report_to_list
+from streams.core.ofac import read_sdn_advanced, write_list
+from streams.core.rescreen import added_between, report_to_list
 from tests.data import OFAC_XML
 from tests.factories import deposit, raw
 from tests.integration.helpers import (
@@ -80,7 +80,7 @@ def test_designation_freezes_new_deposits_and_rescreen_finds_the_earlier_ones(
 
     def cli(*args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "streams.cli", *args],
+            [sys.executable, "-m", "streams.commands.cli", *args],
             env=env,
             cwd=REPO,
             capture_output=True,

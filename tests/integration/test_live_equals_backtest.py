@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from streams.backtest import backtest_lines
-from streams.clients import topic_for
-from streams.events import wall_clock
-from streams.rules.loader import load_ruleset
-from streams.settings import Settings
+from streams.core.backtest import backtest_lines
+from streams.core.events import wall_clock
+from streams.core.rules.loader import load_ruleset
+from streams.shell.clients import topic_for
+from streams.shell.settings import Settings
 from tests.factories import RONIN_EXPLOITER, SDN_TRON
 from tests.integration.helpers import (
     REPO,

@@ -16,10 +16,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.reload import make_bundle
-from streams.rules.loader import load_ruleset
-from streams.settings import Settings
-from streams.topics import publish_bundle
+from streams.core.rules.loader import load_ruleset
+from streams.shell.reload import make_bundle
+from streams.shell.settings import Settings
+from streams.shell.topics import publish_bundle
 from tests.factories import deposit, raw
 from tests.integration.helpers import (
     REPO,

@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.security import check_connection
-from streams.settings import Settings
+from streams.shell.security import check_connection
+from streams.shell.settings import Settings
 from tests.factories import RONIN_EXPLOITER, deposit, raw
 from tests.integration.helpers import REPO, collect, isolated_settings, produce, settings_env, start_worker
 
@@ -67,7 +67,7 @@ def sasl_settings(plain: str, sasl: str, tmp_path: Path, mechanism: str, passwor
 def test_worker_screens_over_scram(sasl_broker: tuple[str, str, Path], tmp_path: Path) -> None:
     plain, sasl, _ = sasl_broker
     settings = sasl_settings(plain, sasl, tmp_path, "SCRAM-SHA-512", PASSWORD)
-    from streams.topics import create_topics
+    from streams.shell.topics import create_topics
 
     asyncio.run(create_topics(settings))  # over SASL too
     worker = start_worker(settings, tmp_path)
@@ -93,7 +93,7 @@ def test_wrong_password_is_one_clear_error(sasl_broker: tuple[str, str, Path], t
     failures_before = broker_log.read_text(errors="replace").count("Failed authentication")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
+        [sys.executable, "-m", "streams.commands.cli", "worker"],
         env=settings_env(settings, tmp_path / "data"),
         capture_output=True,
         text=True,

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.alerts import alert_id_for
-from streams.settings import Settings
+from streams.core.alerts import alert_id_for
+from streams.shell.settings import Settings
 from tests.factories import RONIN_EXPLOITER, SDN_TRON, deposit, raw, withdrawal
 from tests.integration.helpers import (
     WorkerProcess,

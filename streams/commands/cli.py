@@ -1,0 +1,361 @@
+"""The ``sentinel`` command.
+
+    sentinel worker                         run a screening worker (Faust)
+    sentinel topics create                  create the input, alert and dead-letter topics
+    sentinel rules check [PATH ...]         validate rule files and print what they define
+    sentinel rules test [PATH ...]          run the test cases kept beside each rule
+    sentinel rules publish [DIR ...]        switch every worker to these rules (control topic)
+    sentinel backtest --input F --output A  screen a JSONL file offline with the same engine
+    sentinel lists import-ofac SDN.xml.bz2  write rules/lists/ofac-sdn.csv from OFAC's SDN Advanced XML
+    sentinel lists diff OLD NEW             addresses added and removed per entity
+    sentinel rescreen --since 365d --old L  alert on past events touching newly designated addresses
+    sentinel generate --events N --output F write a synthetic event stream (fixed seed)
+    sentinel feed FILE [--now] [--new-ids]  produce a JSONL file of events to the input topics
+    sentinel watch [--from-beginning]       print alerts and dead letters as they arrive
+
+Connection settings come from the environment (``KAFKA_BOOTSTRAP_SERVERS``,
+``SENTINEL_*``; see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from streams import __version__
+from streams.core.errors import first_problem
+from streams.core.events import wall_clock
+from streams.core.lists import AddressList
+from streams.core.rules.engine import Ruleset
+from streams.core.rules.loader import load_ruleset
+from streams.core.rules.source import RuleFileError
+from streams.shell.memory import settle_long_lived
+from streams.shell.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        raise SystemExit(f"sentinel: bad setting {problem.dotted}: {problem.message}") from None
+
+
+def _existing_file(name: str) -> Path:
+    """``name`` as a path, or a plain error if there is no such file."""
+    path = Path(name)
+    if not path.is_file():
+        raise SystemExit(f"sentinel: {path}: no such file")
+    return path
+
+
+def _ruleset(paths: Sequence[str]) -> Ruleset:
+    try:
+        ruleset = load_ruleset(list(paths))
+        settle_long_lived()
+        return ruleset
+    except RuleFileError as exc:
+        raise SystemExit(f"sentinel: {exc}") from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.shell.app import run_worker
+    from streams.shell.security import check_connection
+
+    settings = _settings()
+    _ruleset(settings.rule_paths)  # fail fast, with a clear message, before Faust starts
+    try:
+        # One attempt: a wrong password is a configuration error, not a reason to retry forever.
+        asyncio.run(check_connection(settings, tuple(settings.topic_event_types)))
+    except ConnectionError as exc:
+        raise SystemExit(f"sentinel: {exc}") from None
+    run_worker(settings)
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from streams.shell.topics import create_topics
+
+    settings = _settings()
+    created = asyncio.run(create_topics(settings, args.replication_factor))
+    print(f"created: {', '.join(created)}" if created else "all topics already exist")
+    return 0
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    paths = args.paths or _settings().rule_paths
+    ruleset = _ruleset(paths)
+    print(
+        f"ruleset {ruleset.version}: {len(ruleset.files)} file(s), {len(ruleset.rules)} rule(s), "
+        f"{len(ruleset.lists)} list(s)"
+    )
+    for address_list in ruleset.lists.values():
+        info = address_list.info
+        dupes = f", {address_list.duplicates} duplicate(s) merged" if address_list.duplicates else ""
+        print(
+            f"  list {info.id:<24} {len(address_list):>9} addresses  {info.category:<10} version {info.version}{dupes}"
+        )
+    for rule in ruleset.rules:
+        spec = rule.spec
+        state = "" if spec.enabled else "  (disabled)"
+        print(
+            f"  rule {spec.id:<32} {spec.version:<8} {spec.typology:<18} {spec.severity:<8} "
+            f"{spec.action:<6} {spec.mode}{state}"
+        )
+    return 0
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from streams.core.rules.testing import run_rule_tests
+
+    ruleset = _ruleset(args.paths or _settings().rule_paths)
+    results = run_rule_tests(ruleset)
+    failed = 0
+    for result in results:
+        if result.skipped:
+            print(f"SKIP  {result.rule_id}: {result.name} ({result.problem})")
+        elif result.passed:
+            print(f"PASS  {result.rule_id}: {result.name}")
+        else:
+            failed += 1
+            print(f"FAIL  {result.rule_id}: {result.name}\n      {result.problem}")
+    untested = [r.spec.id for r in ruleset.rules if not r.spec.tests]
+    print(f"\n{len(results) - failed} passed, {failed} failed")
+    if untested:
+        print(f"rules without tests: {', '.join(untested)}")
+    return 1 if failed or not results else 0
+
+
+def cmd_rules_publish(args: argparse.Namespace) -> int:
+    from streams.shell.reload import make_bundle
+    from streams.shell.topics import publish_bundle
+
+    settings = _settings()
+    paths = args.paths or settings.rule_paths
+    ruleset = _ruleset(paths)  # never publish what would not load
+    try:
+        bundle = make_bundle(paths, source=args.source or ", ".join(paths))
+    except RuleFileError as exc:
+        raise SystemExit(f"sentinel: {exc}") from None
+    asyncio.run(publish_bundle(settings, bundle))
+    print(f"published ruleset {ruleset.version} ({len(bundle)} bytes) to {settings.control_topic}")
+    return 0
+
+
+def cmd_lists_import_ofac(args: argparse.Namespace) -> int:
+    from streams.core.ofac import read_sdn_advanced, write_list
+
+    source = _existing_file(args.file)
+    started = time.perf_counter()
+    try:
+        report = read_sdn_advanced(source)
+    except Exception as exc:  # a damaged download must say so, not dump a traceback
+        raise SystemExit(f"sentinel: {source}: not a readable SDN Advanced XML file: {exc}") from None
+    if not report.addresses:
+        raise SystemExit(f"sentinel: {source}: no digital-currency addresses found; refusing to write an empty list")
+    output = Path(args.output)
+    source_text = f"US Treasury OFAC SDN Advanced XML ({source.name}), issued {report.issue_date}"
+    write_list(report, output, source_text, imported_at=time.time())
+    print(report.summary())
+    print(f"wrote {output} in {time.perf_counter() - started:.1f}s")
+    if args.publish:
+        return cmd_rules_publish(argparse.Namespace(paths=None, source=f"OFAC SDN {report.issue_date}"))
+    return 0
+
+
+def cmd_lists_diff(args: argparse.Namespace) -> int:
+    from streams.core.ofac import diff_lists
+    from streams.core.rescreen import load_sdn_list
+
+    old, new = load_sdn_list(Path(args.old)), load_sdn_list(Path(args.new))
+
+    def by_key(address_list: AddressList) -> dict[str, tuple[str, str]]:
+        return {key: (e.address, e.label or "unnamed") for key, e in address_list.entries.items()}
+
+    changes = diff_lists(by_key(old), by_key(new))
+    added = sum(len(c.added) for c in changes)
+    removed = sum(len(c.removed) for c in changes)
+    print(f"{old.info.version} -> {new.info.version}: {added} added, {removed} removed, {len(changes)} entities")
+    for change in changes:
+        print(f"\n{change.entity}: +{len(change.added)} -{len(change.removed)}")
+        print("".join(f"  + {a}\n" for a in change.added) + "".join(f"  - {a}\n" for a in change.removed), end="")
+    return 0
+
+
+def cmd_rescreen(args: argparse.Namespace) -> int:
+    from streams.core import rescreen
+    from streams.shell import replay
+
+    settings = _settings()
+    new_path = Path(args.new)
+    added = rescreen.added_between(rescreen.load_sdn_list(Path(args.old)), rescreen.load_sdn_list(new_path))
+    print(f"{len(added)} address(es) on {new_path.name} ({added.info.version}) that {args.old} did not have")
+    screener = rescreen.Rescreener(added, settings.topic_event_types, clock=wall_clock)
+    report = rescreen.RescreenReport()
+    try:
+        since = rescreen.parse_since(args.since, time.time())
+    except ValueError as exc:
+        raise SystemExit(f"sentinel: --since: {exc}") from None
+    if args.input:
+        screener.screen_all(rescreen.file_events(Path(args.input)), report)
+    else:
+        now = time.time()
+        until = rescreen.parse_since(args.until, now) if args.until else rescreen.default_until(new_path, now)
+        started = time.perf_counter()
+        records = asyncio.run(replay.topic_events(settings, since, until))
+        report.seconds += time.perf_counter() - started
+        screener.screen_all(records, report)
+    if args.output:
+        Path(args.output).write_bytes(b"".join(a.to_json() + b"\n" for a in report.alerts))
+    if not args.input and not args.dry_run:
+        present = asyncio.run(replay.existing_alert_ids(settings, since))
+        fresh = [a for a in report.alerts if a.alert_id not in present]
+        report.already_alerted = len(report.alerts) - len(fresh)
+        asyncio.run(replay.produce_alerts(settings, fresh))
+        report.produced = len(fresh)
+    print(report.table())
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from streams.core.backtest import backtest_file
+
+    ruleset = _ruleset(args.rules or _settings().rule_paths)
+    try:
+        report = backtest_file(Path(args.input), ruleset, Path(args.output) if args.output else None, clock=wall_clock)
+    except OSError as exc:
+        raise SystemExit(f"sentinel: {exc.filename}: {exc.strerror}") from None
+    print(f"ruleset {ruleset.version}")
+    print(report.table())
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from streams.core.synthetic import write_synthetic
+
+    count = write_synthetic(
+        Path(args.output), args.events, seed=args.seed, accounts=args.accounts, poison_share=args.poison
+    )
+    print(f"wrote {count} events to {args.output}")
+    return 0
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    from streams.shell.feed import produce_file
+
+    path = _existing_file(args.file)
+    count = asyncio.run(produce_file(path, _settings(), shift_to_now=args.now, new_ids=args.new_ids))
+    print(f"produced {count} records from {path}")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from streams.shell.watch import watch
+
+    try:
+        asyncio.run(watch(_settings(), from_beginning=args.from_beginning, stop_after=args.seconds))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sentinel``."""
+    parser = argparse.ArgumentParser(prog="sentinel", description="deposit-sentinel: freeze alerts from Kafka.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("worker", help="run a screening worker").set_defaults(func=cmd_worker)
+
+    topics = commands.add_parser("topics", help="manage the project's topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    create = topics_sub.add_parser("create", help="create missing topics")
+    create.add_argument("--replication-factor", type=int, default=1)
+    create.set_defaults(func=cmd_topics_create)
+
+    rules = commands.add_parser("rules", help="work with rule files")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate rule files and print a summary")
+    check.add_argument("paths", nargs="*", help="rule directories or files (default: $SENTINEL_RULES)")
+    check.set_defaults(func=cmd_rules_check)
+
+    test = rules_sub.add_parser("test", help="run the test cases kept beside each rule")
+    test.add_argument("paths", nargs="*", help="rule directories or files (default: $SENTINEL_RULES)")
+    test.set_defaults(func=cmd_rules_test)
+
+    publish = rules_sub.add_parser("publish", help="send rule directories to every worker (control topic)")
+    publish.add_argument("paths", nargs="*", help="rule directories (default: $SENTINEL_RULES)")
+    publish.add_argument("--source", help="a note on where this ruleset comes from (e.g. a git commit)")
+    publish.set_defaults(func=cmd_rules_publish)
+
+    lists = commands.add_parser("lists", help="import and compare address lists")
+    lists_sub = lists.add_subparsers(dest="lists_command", required=True)
+    importer = lists_sub.add_parser("import-ofac", help="write the OFAC list from an SDN Advanced XML file")
+    importer.add_argument("file", help="sdn_advanced.xml, .xml.bz2 or .xml.gz")
+    importer.add_argument("--output", default="rules/lists/ofac-sdn.csv")
+    importer.add_argument("--publish", action="store_true", help="then send the rules to every worker")
+    importer.set_defaults(func=cmd_lists_import_ofac)
+    differ = lists_sub.add_parser("diff", help="addresses added and removed per entity between two OFAC lists")
+    differ.add_argument("old", help="list CSV or SDN Advanced XML")
+    differ.add_argument("new", help="list CSV or SDN Advanced XML")
+    differ.set_defaults(func=cmd_lists_diff)
+
+    rescreen = commands.add_parser("rescreen", help="find past events touching newly designated addresses")
+    rescreen.add_argument("--since", required=True, help="how far back: 365d, or a date such as 2025-01-01")
+    rescreen.add_argument("--until", help="up to (default: when the new list was imported)")
+    rescreen.add_argument("--old", required=True, help="the OFAC list before the update (CSV or XML)")
+    rescreen.add_argument("--new", default="rules/lists/ofac-sdn.csv", help="the OFAC list after it")
+    rescreen.add_argument("--input", help="a JSONL file of typed events instead of the topics")
+    rescreen.add_argument("--output", help="also write the alerts found to this JSONL file")
+    rescreen.add_argument("--dry-run", action="store_true", help="report, write nothing to the alert topic")
+    rescreen.set_defaults(func=cmd_rescreen)
+
+    backtest = commands.add_parser("backtest", help="screen a JSONL file of events offline")
+    backtest.add_argument("--input", required=True, help="JSONL, one typed event a line")
+    backtest.add_argument("--output", help="where to write alerts as JSONL")
+    backtest.add_argument("--rules", action="append", help="rule directory or file (repeatable)")
+    backtest.set_defaults(func=cmd_backtest)
+
+    generate = commands.add_parser("generate", help="write a synthetic JSONL event stream (benchmarks)")
+    generate.add_argument("--events", type=int, default=1_000_000)
+    generate.add_argument("--output", required=True)
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--accounts", type=int, default=1_000_000)
+    generate.add_argument("--poison", type=float, default=0.0, help="share of bad lines, e.g. 0.001")
+    generate.set_defaults(func=cmd_generate)
+
+    feed = commands.add_parser("feed", help="produce a JSONL file of events to the input topics")
+    feed.add_argument("file")
+    feed.add_argument("--now", action="store_true", help="shift timestamps so the last event is now")
+    feed.add_argument(
+        "--new-ids",
+        action="store_true",
+        help="suffix event ids with this moment, so a file fed again is screened again (not dropped as resends)",
+    )
+    feed.set_defaults(func=cmd_feed)
+
+    watch = commands.add_parser("watch", help="print alerts and dead letters as they arrive")
+    watch.add_argument("--from-beginning", action="store_true")
+    watch.add_argument("--seconds", type=float, help="stop after this many seconds")
+    watch.set_defaults(func=cmd_watch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sentinel`` console script."""
+    args = build_parser().parse_args(argv)
+    # The worker logs its progress; the other commands print only their results and problems.
+    level = logging.INFO if args.command == "worker" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

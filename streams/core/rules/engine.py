@@ -1,0 +1,149 @@
+"""Evaluate events against a compiled :class:`Ruleset` and turn findings into alerts.
+
+Pure Python with no Kafka import. The primary API is :meth:`Ruleset.evaluate_event`:
+one event against its account's state document; :meth:`Ruleset.evaluate` is a loop
+over it for tests and one-off checks. Records reach it through
+:class:`streams.core.screening.Screening`, the one path the worker and every command use.
+Loading and compiling are in :mod:`streams.core.rules.loader` and :mod:`streams.core.rules.compiler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from streams.core.alerts import FreezeAlert, alert_id_for
+from streams.core.events import EVENT_TYPES, Clock, Event, epoch_ms, format_timestamp
+from streams.core.lists import AddressList
+from streams.core.rules.kinds import CompiledRule, Finding
+from streams.core.rules.observer import CountingObserver, EngineObserver
+from streams.core.rules.state import AccountState, DictStore, StateStore
+
+
+@dataclass
+class Ruleset:
+    """Every enabled rule and every list from one or more rule directories."""
+
+    version: str
+    rules: tuple[CompiledRule, ...]
+    lists: dict[str, AddressList]
+    files: tuple[str, ...]
+    #: Alerts of this ruleset are found after the fact (``sentinel rescreen``).
+    retroactive: bool = False
+    _by_type: dict[str, tuple[CompiledRule, ...]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Rules are grouped by event type once, so evaluation does not filter per event.
+        self._by_type = {
+            kind: tuple(r for r in self.rules if r.spec.enabled and kind in r.spec.events) for kind in EVENT_TYPES
+        }
+
+    def rules_for(self, event_type: str) -> tuple[CompiledRule, ...]:
+        """The enabled rules that look at events of ``event_type``."""
+        return self._by_type.get(event_type, ())
+
+    def evaluate_event(
+        self, event: Event, doc: AccountState, now: Clock, observer: EngineObserver
+    ) -> list[FreezeAlert]:
+        """The alerts ``event`` raises, in rule order; ``doc`` is its account's state, changed in place.
+
+        ``now`` stamps each alert's ``detected_at`` (it does not change what fires).
+        """
+        alerts: list[FreezeAlert] = []
+        rules = self.rules_for(event.type)
+        if not rules:
+            return alerts
+        t = event.epoch_ms
+        for rule in rules:
+            for finding in rule.find(event, t, doc, observer):
+                if self._allowed(rule, finding, doc, observer):
+                    alerts.append(self._alert(rule, finding, now()))
+        return alerts
+
+    def evaluate(
+        self,
+        events: Sequence[Event],
+        state: StateStore | None = None,
+        *,
+        now: Clock,
+        observer: EngineObserver | None = None,
+    ) -> list[FreezeAlert]:
+        """The alerts ``events`` raise, in event order then rule order (a loop over :meth:`evaluate_event`).
+
+        ``state`` holds windows, sequences and suppression between calls; pass the same
+        store for a whole stream. Without one, a fresh in-memory store is used for this
+        call only, which suits single-event rules and one-off checks.
+        """
+        store: StateStore = state if state is not None else DictStore()
+        watcher: EngineObserver = observer if observer is not None else CountingObserver()
+        alerts: list[FreezeAlert] = []
+        for event in events:
+            alerts.extend(self.evaluate_event(event, store.account(event.account_id, 0), now, watcher))
+        return alerts
+
+    @staticmethod
+    def _allowed(rule: CompiledRule, finding: Finding, doc: AccountState, observer: EngineObserver) -> bool:
+        """Apply the rule's exceptions, then its suppression period."""
+        for exception in rule.exceptions:
+            if exception.condition(finding.event) is not None:
+                observer.excepted(rule.spec.id, exception.id)
+                return False
+        if rule.suppress_ms is None:
+            return True
+        key = rule.spec.id + "#suppress"
+        last = doc.get(key)
+        moment = epoch_ms(finding.event_time)
+        alert_id = alert_id_for(rule.spec.id, rule.spec.version, finding.event_ids)
+        if last is not None and last["at"] <= moment < last["at"] + rule.suppress_ms:
+            # The very alert that started the period, met again (a record re-processed after
+            # a crash), is raised again rather than lost: consumers dedupe on its id.
+            if last["id"] == alert_id:
+                return True
+            observer.suppressed(rule.spec.id)
+            return False
+        doc[key] = {"at": moment, "id": alert_id}
+        return True
+
+    def _alert(self, rule: CompiledRule, finding: Finding, detected_at: datetime) -> FreezeAlert:
+        spec = rule.spec
+        event = finding.event
+        return FreezeAlert(
+            alert_id=alert_id_for(spec.id, spec.version, finding.event_ids),
+            rule_id=spec.id,
+            rule_version=spec.version,
+            ruleset_version=self.version,
+            typology=spec.typology,
+            severity=spec.severity,
+            action=spec.action,
+            mode=spec.mode,
+            account_id=event.account_id,
+            event_ids=finding.event_ids,
+            event_time=finding.event_time,
+            detected_at=detected_at,
+            summary=rule.summary(event, finding.evidence),
+            retroactive=self.retroactive,
+            evidence={"event": _event_evidence(event), **finding.evidence},
+        )
+
+
+def _event_evidence(event: Event) -> dict[str, Any]:
+    """What the alert shows of the triggering event (no more than the analyst needs)."""
+    out: dict[str, Any] = {
+        "type": event.type,
+        "event_id": event.event_id,
+        "chain": event.chain,
+        "asset": event.asset,
+        "amount": str(event.amount),
+        "timestamp": format_timestamp(event.timestamp),
+        "to_address": event.to_address,
+    }
+    if event.usd_value is not None:
+        out["usd_value"] = str(event.usd_value)
+    tx_hash = getattr(event, "tx_hash", None)
+    if tx_hash:
+        out["tx_hash"] = tx_hash
+    if event.type == "deposit":
+        out["from_addresses"] = list(event.addresses("from_addresses"))
+    return out

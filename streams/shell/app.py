@@ -1,0 +1,376 @@
+"""The worker: a Faust app that screens deposits and withdrawals and emits freeze alerts.
+
+Quick start (see README.md)::
+
+    make run                      # local broker, worker, demo feed, alerts on screen
+    sentinel worker               # just the worker, against $KAFKA_BOOTSTRAP_SERVERS
+
+How records flow: Faust's consumer hands each poll batch of the input topics (partitioned
+by account) to :meth:`SentinelApp.screen_batch` (see :mod:`streams.shell.faust_adapter`: Faust's
+per-record stream path is the bottleneck, not the engine).
+:class:`~streams.core.screening.Screening` decodes and evaluates every record of the batch
+(the same path ``backtest`` takes), and :class:`~streams.shell.commit.CommitPipeline` carries
+the batch through the at-least-once protocol: :class:`~streams.shell.sink.AlertSink` writes the
+alerts and dead letters and waits for the broker's acknowledgement, then the touched
+state documents go to the changelog-backed table, and only then are the records
+acknowledged, so Faust commits an input offset only once its output and its state are safe.
+
+The batch is screened sequentially by one coroutine, so no record overtakes another of
+its account and no offset is committed past a record still in flight (faust-streaming
+#606). Every record yields an outcome inside our own try/except, so a record whose
+processing failed is never skipped silently on restart (faust-streaming #315): it is in
+the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import mode
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from streams.core.compact_lists import changed_counts
+from streams.core.events import parse_moment, wall_clock
+from streams.core.rules.engine import Ruleset
+from streams.core.rules.loader import load_ruleset
+from streams.core.screening import Record, Screening
+from streams.shell import clients, metrics
+from streams.shell.commit import Batch, CommitPipeline
+from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
+from streams.shell.memory import settle_long_lived
+from streams.shell.reload import BUNDLE_KEY, ReloadResult, RulesReloader
+from streams.shell.security import faust_credentials
+from streams.shell.settings import Settings
+from streams.shell.sink import AlertSink
+from streams.shell.state_table import TableStore
+from streams.shell.web import WebService
+
+log = logging.getLogger(__name__)
+
+#: Exit status of a worker that stopped making progress (see SentinelApp._check_progress).
+STALLED_EXIT_CODE = 75
+
+
+class _SinkService(mode.Service):
+    """Starts the alert producer before the consumer and stops it after the last batch."""
+
+    def __init__(self, app: SentinelApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sentinel = app
+
+    async def on_start(self) -> None:
+        await self.sentinel.sink.start()
+
+    async def on_stop(self) -> None:
+        await self.sentinel.finish_in_flight()
+        await self.sentinel.sink.stop()
+
+
+class _ReloadService(mode.Service):
+    """Hot reload: the control topic, SIGHUP and a poll of the rule files (see streams.shell.reload)."""
+
+    def __init__(self, app: SentinelApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sentinel = app
+        self._background: list[asyncio.Task[None]] = []
+
+    async def on_start(self) -> None:
+        settings = self.sentinel.settings
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.sentinel.reloader.reload_files)
+        if settings.control_topic:
+            # Take the published bundle, if any, before the first record is screened.
+            self._control = clients.consumer(settings)
+            await self._control.start()
+            await self._catch_up_control()
+            self._background.append(asyncio.create_task(self._follow_control()))
+        if settings.reload_interval > 0:
+            self._background.append(asyncio.create_task(self._poll_files(settings.reload_interval)))
+
+    async def on_stop(self) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.sentinel.settings.control_topic:
+            await self._control.stop()
+
+    async def _poll_files(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.sentinel.reloader.check_files()
+
+    async def _assign_control(self) -> bool:
+        topic = self.sentinel.settings.control_topic
+        if self._control.assignment():
+            return True
+        if topic not in await self._control.topics():
+            return False  # not created yet: `sentinel topics create` or `sentinel rules publish` make it
+        partition = TopicPartition(topic, 0)
+        self._control.assign([partition])
+        await self._control.seek_to_beginning(partition)
+        return True
+
+    async def _catch_up_control(self) -> None:
+        if not await self._assign_control():
+            return
+        partition = TopicPartition(self.sentinel.settings.control_topic, 0)
+        end = (await self._control.end_offsets([partition]))[partition]
+        latest = None
+        while await self._control.position(partition) < end:
+            for records in (await self._control.getmany(timeout_ms=1000)).values():
+                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), latest)
+        if latest is not None and latest.value:
+            self.sentinel.reloader.apply_bundle(latest.value)
+
+    async def _follow_control(self) -> None:
+        while not await self._assign_control():
+            await asyncio.sleep(5)
+        while True:
+            for records in (await self._control.getmany(timeout_ms=1000)).values():
+                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), None)
+                if latest is not None and latest.value:
+                    self.sentinel.reloader.apply_bundle(latest.value)
+
+
+class SentinelApp(BatchDeliveryApp):
+    """The Faust app, holding the running ruleset, the alert producer and the commit pipeline."""
+
+    def __init__(self, settings: Settings, ruleset: Ruleset) -> None:
+        check_faust_internals()
+        super().__init__(
+            settings.app_id,
+            broker=[f"kafka://{server}" for server in settings.bootstrap_list],
+            broker_credentials=faust_credentials(settings),
+            # Values are decoded by our own code, so bad input becomes a dead letter
+            # instead of an exception inside Faust's deserialiser; the state table's
+            # keys and values are bytes we encode ourselves too.
+            key_serializer="raw",
+            value_serializer="raw",
+            topic_partitions=settings.topic_partitions,
+            consumer_auto_offset_reset="earliest",
+            # Input arrives in poll batches (see streams.batch_consumer); bigger ones amortise more.
+            broker_max_poll_records=settings.max_poll_records,
+            producer_acks=-1,
+            web_enabled=False,
+            datadir=settings.data_dir,
+            store="memory://",
+            topic_replication_factor=settings.replication_factor,
+            # A killed worker's partitions move to the others after this long, not Faust's 60 s.
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+            # A worker killed during a rebalance holds the group up for this long (Faust: 60 s).
+            broker_rebalance_timeout=max(20.0, 2 * settings.session_timeout),
+        )
+        self.settings = settings
+        # Windows, sequences and suppression periods of stateful rules. In memory, rebuilt
+        # from its compacted changelog topic when a worker starts or takes a partition over.
+        self.state_table = self.Table(
+            "rule-state",
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.topic_partitions,
+            help="Per-account state of stateful rules (JSON).",
+        )
+        # The bytes inside the table's in-memory store: Faust fills them on recovery; the
+        # commit pipeline writes them, and the changelog, itself (see streams.shell.commit).
+        self.state_store = TableStore(table_bytes(self.state_table))
+        self.screening = Screening(
+            ruleset,
+            settings.topic_event_types,
+            clock=wall_clock,
+            state=self.state_store,
+            observer=metrics.PrometheusObserver(),
+        )
+        self.sink = AlertSink(settings, changelog_topic=self.state_table.changelog_topic.get_topic_name())
+        self.commit_pipeline = CommitPipeline(self.sink, self.state_store, self, on_complete=self._count_batch)
+        self.batch_receiver = self
+        self._sink_service = _SinkService(self)
+        self.reloader: RulesReloader = RulesReloader(
+            settings.rule_paths,
+            self._install_ruleset,
+            on_result=_count_reload,
+            bundle_dir=Path(settings.data_dir) / "bundles",
+        )
+        self._reload_service = _ReloadService(self)
+        self._web_service = (
+            WebService(settings.metrics_host, settings.metrics_port, self.readiness) if settings.metrics_port else None
+        )
+        self.timer(5.0, name="sentinel-gauges")(self._update_gauges)
+        self._screened = self._last_screened = 0
+        self._progress_at: float | None = None
+        self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
+        self.withdrawals = self.topic(settings.withdrawals_topic, key_type=bytes, value_type=bytes)
+        # Subscribed, but read by screen_batch rather than by agents (streams.shell.faust_adapter).
+        self.batch_topics = frozenset({settings.deposits_topic, settings.withdrawals_topic})
+        self.topics.add(self.deposits)
+        self.topics.add(self.withdrawals)
+        _publish_ruleset(ruleset)
+
+    def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
+        """Start the web server, the alert producer and the reloader before Faust's consumer."""
+        web = [self._web_service] if self._web_service is not None else []
+        return [*web, self._sink_service, self._reload_service, *super().on_init_dependencies()]
+
+    def readiness(self) -> dict[str, bool]:
+        """What must hold before this worker screens records (``/readyz``)."""
+        return {
+            "rules_loaded": bool(self.screening.ruleset.rules),
+            "partitions_assigned": bool(self.consumer.assignment()),
+            "recovery_complete": self.recovery_completed(),
+            "not_rebalancing": not self.rebalancing,
+        }
+
+    def on_rebalance_start(self) -> None:
+        """Count rebalances; drop decoded state, which the new assignment recovers from the table."""
+        metrics.REBALANCES.inc()
+        self.commit_pipeline.abandon()
+        super().on_rebalance_start()
+
+    async def _update_gauges(self) -> None:
+        """Consumer lag per input partition, as this worker sees it, and state size."""
+        inputs = set(self.settings.topic_event_types)
+        metrics.CONSUMER_LAG.clear()  # partitions moved away must not linger
+        total_lag = 0
+        for tp in self.consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            highwater = self.consumer.highwater(tp)
+            committed = self.committed_offset(tp)
+            if highwater is not None:
+                lag = max(0, highwater - (committed or 0))
+                total_lag += lag
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        metrics.STATE_KEYS.set(len(self.state_table))
+        self._check_progress(total_lag)
+
+    def _check_progress(self, lag: int) -> None:
+        """Exit if records wait and none was screened for ``stall_timeout`` seconds.
+
+        Seen once in fault injection: after a kill -9 and restart, a worker reported ready
+        with its partitions assigned and then fetched nothing. Nothing is lost by exiting
+        (offsets are committed only for screened records); the supervisor restarts it.
+        A failing alert produce is not a stall: it holds input back on purpose.
+        """
+        timeout = self.settings.stall_timeout
+        screened = self._screened
+        now = asyncio.get_running_loop().time()
+        if (
+            self._progress_at is None
+            or lag == 0
+            or screened != self._last_screened
+            or self.rebalancing
+            or self.sink.retrying
+        ):
+            self._last_screened, self._progress_at = screened, now
+            return
+        if timeout and now - self._progress_at > timeout:
+            log.error("no record screened for %.0fs while %d wait; exiting so the worker is restarted", timeout, lag)
+            os._exit(STALLED_EXIT_CODE)  # from a timer, only a hard exit ends the process
+
+    def _install_ruleset(self, ruleset: Ruleset, source: str) -> None:
+        # Between two records (this runs on the event loop), so no record sees two rulesets.
+        previous = self.screening.ruleset
+        self.screening.ruleset = ruleset
+        _publish_ruleset(ruleset)
+        for list_id, new in ruleset.lists.items():
+            old = previous.lists.get(list_id)
+            if old is None or old.digest == new.digest:
+                continue
+            added, removed = changed_counts(old.entries, new.entries)
+            metrics.LIST_CHANGES.labels(list_id, "added").inc(added)
+            metrics.LIST_CHANGES.labels(list_id, "removed").inc(removed)
+            log.warning(
+                "list %s changed (%s): version %s -> %s, %d added, %d removed, %d addresses",
+                list_id,
+                source,
+                old.info.version,
+                new.info.version,
+                added,
+                removed,
+                len(new),
+            )
+
+    async def screen_batch(self, records: list[ConsumerRecord]) -> None:
+        """Screen one poll batch, then hand its outcomes to the commit pipeline.
+
+        Screening the next batch overlaps the outputs of this one (a pipeline one batch
+        deep): this returns once the *previous* batch is complete.
+        """
+        screen_one = self.screening.screen_one
+        outcomes = [screen_one(_record(message)) for message in records]
+        # The state as this batch leaves it, encoded now: the next batch changes the documents.
+        await self.commit_pipeline.submit(outcomes, self.state_store.encode())
+
+    async def finish_in_flight(self, timeout: float = 10.0) -> None:
+        """Let the batch in flight complete before the producer stops (a graceful stop)."""
+        await self.commit_pipeline.drain(timeout)
+
+    def _count_batch(self, batch: Batch) -> None:
+        counts = Counter((outcome.record.topic, outcome.result) for outcome in batch.outcomes)
+        for (topic, result), count in counts.items():
+            metrics.EVENTS.labels(topic, result).inc(count)
+        self._screened += len(batch.outcomes)
+
+
+def _record(message: ConsumerRecord) -> Record:
+    """An aiokafka record as the screening path takes it."""
+    stamp = message.timestamp
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=_headers(message.headers),
+        timestamp=stamp / 1000 if stamp is not None else None,
+    )
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    """aiokafka's record headers (a sequence of name, value pairs) as the Record keeps them."""
+    if not raw:
+        return []
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in raw]
+
+
+def _count_reload(result: ReloadResult) -> None:
+    metrics.RULES_RELOADS.labels("success" if result.ok else "failure", result.source).inc()
+
+
+def _publish_ruleset(ruleset: Ruleset) -> None:
+    metrics.RULES_LOADED.set(sum(rule.spec.enabled for rule in ruleset.rules))
+    metrics.RULESET.info({"version": ruleset.version, "files": str(len(ruleset.files))})
+    metrics.RULESET_LOADED_AT.set_to_current_time()
+    for list_id, address_list in ruleset.lists.items():
+        metrics.LIST_ENTRIES.labels(list_id).set(len(address_list))
+        try:
+            issued = parse_moment(address_list.info.version)
+            metrics.LIST_VERSION_TIME.labels(list_id).set(issued.timestamp())
+        except ValueError:
+            pass  # a version that is not a date
+
+
+def create_app(settings: Settings | None = None) -> SentinelApp:
+    """Build the worker app from settings (the environment by default)."""
+    settings = settings or Settings()
+    ruleset = load_ruleset(settings.rule_paths)
+    settle_long_lived()
+    log.info("loaded ruleset %s: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
+    return SentinelApp(settings, ruleset)
+
+
+def run_worker(settings: Settings | None = None) -> None:
+    """Run a worker until SIGINT/SIGTERM."""
+    from faust.worker import Worker
+
+    app = create_app(settings)
+    Worker(app, loglevel=app.settings.log_level, quiet=True).execute_from_commandline()

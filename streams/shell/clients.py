@@ -1,0 +1,121 @@
+"""Every Kafka client of the project, built in one place from the settings.
+
+Connection and security options come from :func:`streams.shell.security.client_options`, so a
+client built here speaks TLS/SASL exactly as the worker does. Defaults are the ones an
+at-least-once tool needs (producers: ``acks=all`` and idempotence; consumers: no group
+and no auto-commit, so reading never moves anyone's offsets); callers override by
+keyword. The Faust worker's own consumer and changelog producer are Faust's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
+
+from streams.shell.security import client_options
+from streams.shell.settings import Settings
+
+
+def admin_client(settings: Settings, **overrides: Any) -> AIOKafkaAdminClient:
+    """An admin client (not started)."""
+    return AIOKafkaAdminClient(**{**client_options(settings), **overrides})
+
+
+def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent ``acks=all`` producer (not started; build it inside the event loop)."""
+    return AIOKafkaProducer(**{**client_options(settings), "acks": "all", "enable_idempotence": True, **overrides})
+
+
+def consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer of no group that commits nothing (not started), subscribed to ``topics`` if any."""
+    options = {**client_options(settings), "group_id": None, "enable_auto_commit": False, **overrides}
+    return AIOKafkaConsumer(*topics, **options)
+
+
+@asynccontextmanager
+async def _running(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    await start()
+    try:
+        yield
+    finally:
+        await stop()
+
+
+@asynccontextmanager
+async def started_admin(settings: Settings, **overrides: Any) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client, started, closed on exit."""
+    client = admin_client(settings, **overrides)
+    async with _running(client.start, client.close):
+        yield client
+
+
+@asynccontextmanager
+async def started_producer(settings: Settings, **overrides: Any) -> AsyncIterator[AIOKafkaProducer]:
+    """A producer, started; flushed and stopped on exit."""
+    client = producer(settings, **overrides)
+    async with _running(client.start, client.stop):
+        yield client
+
+
+@asynccontextmanager
+async def started_consumer(settings: Settings, *topics: str, **overrides: Any) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer, started, stopped on exit."""
+    client = consumer(settings, *topics, **overrides)
+    async with _running(client.start, client.stop):
+        yield client
+
+
+def topic_for(settings: Settings, event: Mapping[str, Any]) -> str:
+    """The input topic an event belongs on, by its ``type``.
+
+    Anything that is not a withdrawal goes to the deposits topic, where the worker
+    dead-letters it if it is not a valid deposit: routing never hides bad input.
+    """
+    return settings.withdrawals_topic if event.get("type") == "withdrawal" else settings.deposits_topic
+
+
+async def partitions_of(settings: Settings, topic: str) -> list[int]:
+    """The partitions of ``topic`` (none if it does not exist)."""
+    async with started_admin(settings) as admin:
+        described = await admin.describe_topics([topic])
+    return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d.get("partitions", []))
+
+
+async def read_range(
+    settings: Settings, topics: Iterable[str], since: float, until: float | None = None
+) -> list[ConsumerRecord]:
+    """Every record of ``topics`` with a broker timestamp in [since, until) (``None``: to the end).
+
+    The bounds (Unix seconds) are turned into offsets with offsets-for-times, so only the
+    range is read, however long the topic.
+    """
+    partitions = [TopicPartition(topic, p) for topic in topics for p in await partitions_of(settings, topic)]
+    out: list[ConsumerRecord] = []
+    if not partitions:
+        return out
+    async with started_consumer(settings) as reader:
+        reader.assign(partitions)
+        starts = await reader.offsets_for_times({tp: int(since * 1000) for tp in partitions})
+        ends = await reader.end_offsets(partitions)
+        stops = (
+            await reader.offsets_for_times({tp: int(until * 1000) for tp in partitions}) if until is not None else {}
+        )
+        bounds = {}
+        for tp in partitions:
+            start = starts[tp].offset if starts.get(tp) else ends[tp]
+            stop = stops[tp].offset if stops.get(tp) else ends[tp]
+            if start < stop:
+                bounds[tp] = stop
+                reader.seek(tp, start)
+        while bounds:
+            batches = await reader.getmany(*bounds.keys(), timeout_ms=1000)
+            for tp, records in batches.items():
+                out.extend(record for record in records if record.offset < bounds.get(tp, -1))
+                if await reader.position(tp) >= bounds.get(tp, 0):
+                    bounds.pop(tp, None)
+    return out

@@ -1,0 +1,272 @@
+"""Every use of faust-streaming's private names, in one place.
+
+The worker keeps what Faust gives it (group membership, the changelog-backed state table
+and its recovery, offset commits, rebalances, timers), but two things it needs have no
+public API in faust-streaming 0.15:
+
+- **Input in whole poll batches.** Faust hands every record to a stream through its
+  conductor, a queue and several tasks per record; measured here that path tops out at
+  about 12,000 records/s per process whatever the agent does (``make bench``,
+  docs/performance.md). :class:`BatchConsumer` is Faust's aiokafka consumer whose fetch
+  loop (a copy of Faust 0.15's ``_drain_messages``/``getmany``) hands each poll batch of
+  the input topics to a :class:`BatchReceiver` and lets the records of any other topic
+  go Faust's way; records are acknowledged with :meth:`BatchConsumer.ack_records` once
+  their outputs are safe (see :mod:`streams.shell.commit`).
+- **The state table's bytes and the committed offsets.** The worker writes the changelog
+  itself, in producer batches, after the alerts are acknowledged, so it puts the durable
+  documents in the table's in-memory store directly (:func:`table_bytes`), and reads the
+  consumer's last committed offsets for the lag gauge (:func:`committed_offset`).
+
+:data:`PRIVATE_NAMES` lists every private name used here; :func:`check_faust_internals`
+raises at start-up (and in ``tests/shell/test_faust_adapter.py``) if the installed Faust lacks
+one, instead of misbehaving quietly. faust-streaming is pinned below 0.16 for this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import faust
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, TableT, TransportT
+
+#: The private names of Faust this module relies on: (class, name, where it is defined).
+PRIVATE_NAMES: tuple[tuple[type, str, str], ...] = (
+    (faust.App, "_new_transport", "method"),
+    (FaustConsumer, "_drain_messages", "method"),  # what Faust's Fetcher runs: our batch loop replaces it
+    (FaustConsumer, "_wait_next_records", "method"),
+    (FaustConsumer, "_add_gap", "method"),
+    (faust_aiokafka.Consumer, "_to_message", "method"),
+    (FaustConsumer, "_read_offset", "instance"),
+    (FaustConsumer, "_committed_offset", "instance"),
+    (FaustConsumer, "_buffered_partitions", "instance"),
+    (FaustConsumer, "_thread", "instance"),
+    (FaustConsumer, "_stopped", "instance"),
+)
+
+
+def check_faust_internals(consumer: object | None = None) -> None:
+    """Raise :class:`RuntimeError` naming every private name of Faust that is missing.
+
+    Methods are looked up on the classes; instance attributes on ``consumer`` when one
+    is given (they exist only once Faust has built it).
+    """
+    missing = []
+    for owner, name, kind in PRIVATE_NAMES:
+        if kind == "method" and not callable(getattr(owner, name, None)):
+            missing.append(f"{owner.__qualname__}.{name}")
+        elif kind == "instance" and consumer is not None and not hasattr(consumer, name):
+            missing.append(f"{owner.__qualname__}().{name}")
+    if missing:
+        raise RuntimeError(
+            f"faust-streaming {faust.__version__} lacks what streams/shell/faust_adapter.py relies on: "
+            f"{', '.join(missing)}; check the adapter against this Faust version"
+        )
+
+
+class BatchReceiver(Protocol):
+    """What takes the input records off the batch consumer (the worker)."""
+
+    #: Names of the topics whose records come in batches.
+    batch_topics: frozenset[str]
+
+    async def screen_batch(self, records: list[ConsumerRecord]) -> None:
+        """Screen one poll batch (in partition order); ack the records once they are safe."""
+
+    async def finish_in_flight(self) -> None:
+        """Let the batch in flight complete (a graceful stop)."""
+
+
+#: Screens one batch of input records.
+BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+
+
+@dataclass(eq=False, slots=True, weakref_slot=True)  # Faust keeps unacked messages in a WeakSet
+class _Offset:
+    """What Faust's :meth:`Consumer.ack` reads of a message: where it is, and whether acked."""
+
+    topic: str
+    partition: int
+    offset: int
+    tp: TP
+    acked: bool = False
+
+
+class _Position(Protocol):
+    """Where a record is (a screening ``Record`` or an aiokafka ``ConsumerRecord``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer whose fetcher hands input records over in batches.
+
+    The loop below follows Faust 0.15's ``_drain_messages`` and ``getmany`` (active
+    partitions, read offsets, gap tracking, generation and flow checks, stop conditions)
+    with one change: input records are collected as aiokafka delivered them and handed
+    to the :class:`BatchReceiver` once per poll, instead of each being wrapped in a
+    Faust message and passed through a queue. Records of other topics go Faust's way.
+    """
+
+    def _receiver(self) -> BatchReceiver:
+        transport = self.transport
+        if not isinstance(transport, BatchTransport) or transport.receiver is None:
+            raise RuntimeError("BatchConsumer runs only under a BatchDeliveryApp with a batch receiver")
+        return transport.receiver
+
+    async def on_start(self) -> None:
+        """Check Faust's instance attributes before the first fetch."""
+        check_faust_internals(self)
+        await super().on_start()
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek to the committed offsets, and an input partition never committed to its beginning.
+
+        aiokafka leaves a partition without a committed offset wherever its position is.
+        After a rebalance that position can be past records that were fetched but never
+        screened (a batch abandoned, a poll dropped while the flow was stopped); staying
+        there would skip them. The group starts such a partition at its beginning
+        (``auto_offset_reset=earliest``), so that is where it goes back to; what is
+        screened twice is dropped as a duplicate.
+        """
+        committed = await super().seek_to_committed()
+        inputs = self._receiver().batch_topics
+        never = [
+            TopicPartition(tp.topic, tp.partition)
+            for tp, offset in committed.items()
+            if tp.topic in inputs and not (offset and offset > 0)
+        ]
+        if never:
+            await self._thread.seek_to_beginning(*never)
+        return committed
+
+    async def wait_empty(self) -> None:
+        """Let the batch in flight be acknowledged before Faust's last commit (a graceful stop)."""
+        await self._receiver().finish_in_flight()
+        await super().wait_empty()
+
+    def ack_records(self, records: Sequence[_Position]) -> None:
+        """Acknowledge input records (Faust commits offsets up to the last contiguous ack)."""
+        ack = self.ack
+        for record in records:
+            ack(_Offset(record.topic, record.partition, record.offset, TP(record.topic, record.partition)))  # type: ignore[arg-type]
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
+        app = self.app
+        receiver = self._receiver()
+        inputs = receiver.batch_topics
+        handle = receiver.screen_batch
+        callback = self.callback
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = app.topics.acks_enabled_for
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                polled, active = await self._wait_next_records(1.0)
+                await self.sleep(0)
+                if polled is None or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    # A rebalance began: drop what was fetched and go back to the committed
+                    # offsets, as Faust's getmany does.
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning("seek to committed offsets failed: %r", exc)
+                    continue
+                generation = app.consumer_generation_id
+                batch: list[Any] = []
+                for tp, records in polled.items():
+                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        continue
+                    if app.consumer_generation_id != generation or not self.flow_active:
+                        break
+                    read = get_read_offset(tp)
+                    is_input = tp.topic in inputs
+                    for record in records:
+                        offset = record.offset
+                        if read is not None and offset < read:
+                            continue  # already read before a seek (Faust drops these too)
+                        if read and offset - read > 1 and acks_enabled_for(tp.topic):
+                            await self._add_gap(tp, read + 1, offset)  # e.g. transaction markers
+                        if is_input:
+                            batch.append(record)
+                        else:
+                            message = self._to_message(tp, record)
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        read = offset
+                        set_read_offset(tp, offset)
+                if batch:
+                    await handle(batch)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except asyncio.CancelledError:
+            if fetcher_should_stop() or consumer_should_stop():
+                # Stopped on purpose (shutdown, or a rebalance, after which Faust starts the
+                # fetcher again). Faust's own handler would "crash" the fetcher here when a
+                # rebalance is under way, and then fail calling a supervisor it does not
+                # have, which kills a worker told to stop during a rebalance.
+                return
+            raise
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`BatchConsumer`, and the receiver it feeds."""
+
+    Consumer: ClassVar[Any] = BatchConsumer
+    receiver: BatchReceiver | None = None
+
+
+class BatchDeliveryApp(faust.App):
+    """A Faust app whose input topics arrive in poll batches at :attr:`batch_receiver`."""
+
+    batch_receiver: BatchReceiver | None = None
+
+    def _new_transport(self) -> TransportT:
+        transport = BatchTransport(self.conf.broker_consumer, self)
+        transport.receiver = self.batch_receiver
+        return transport
+
+    def ack_records(self, records: Sequence[_Position]) -> None:
+        """Acknowledge input records screened in batches (see :class:`BatchConsumer`)."""
+        consumer = self.consumer
+        if not isinstance(consumer, BatchConsumer):
+            raise RuntimeError("input records can be acked only through the BatchConsumer")
+        consumer.ack_records(records)
+
+    def committed_offset(self, tp: TP) -> int | None:
+        """The offset this worker last committed for ``tp`` (None before its first commit)."""
+        # Faust's own record; the public alternative (aiokafka's committed()) is a broker round trip.
+        offsets: Mapping[TP, int] = getattr(self.consumer, "_committed_offset")  # noqa: B009
+        return offsets.get(tp)
+
+    def recovery_completed(self) -> bool:
+        """Whether the tables have been rebuilt from their changelogs."""
+        return bool(self.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
+
+
+def table_bytes(table: TableT[bytes, bytes]) -> MutableMapping[bytes, bytes]:
+    """The dict inside a memory-backed table's store: Faust fills it from the changelog on recovery."""
+    data: MutableMapping[bytes, bytes] = table.data.data  # type: ignore[attr-defined]
+    return data

@@ -1,0 +1,68 @@
+"""Creating the project's topics on a cluster (idempotent)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.shell.clients import started_admin, started_producer
+from streams.shell.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """The input, alert and dead-letter topics with their partitions and configs."""
+    # LogAppendTime on inputs: the record timestamp is when the broker appended it, so
+    # the broker→alert latency metric measures our delay, not the producer's clock.
+    inputs = {"message.timestamp.type": "LogAppendTime"}
+    return [
+        NewTopic(settings.deposits_topic, settings.topic_partitions, 1, topic_configs=inputs),
+        NewTopic(settings.withdrawals_topic, settings.topic_partitions, 1, topic_configs=inputs),
+        NewTopic(settings.alerts_topic, settings.topic_partitions, 1),
+        NewTopic(settings.dead_letter_topic, settings.topic_partitions, 1),
+        *([control_topic_spec(settings)] if settings.control_topic else []),
+    ]
+
+
+def control_topic_spec(settings: Settings) -> NewTopic:
+    """One partition (one order for everyone), compacted (the latest bundle is kept)."""
+    return NewTopic(
+        settings.control_topic,
+        1,
+        1,
+        topic_configs={"cleanup.policy": "compact", "max.message.bytes": "1048588"},
+    )
+
+
+async def create_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
+    """Create whichever of the project's topics are missing; return the names created."""
+    created = []
+    async with started_admin(settings) as admin:
+        existing = set(await admin.list_topics())
+        for spec in topic_specs(settings):
+            if spec.name in existing:
+                continue
+            spec.replication_factor = replication_factor
+            try:
+                await admin.create_topics([spec])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+    return created
+
+
+async def publish_bundle(settings: Settings, bundle: bytes) -> None:
+    """Write a rules bundle to the control topic (created, compacted, if missing)."""
+    from streams.shell.reload import BUNDLE_KEY
+
+    async with started_admin(settings) as admin:
+        if settings.control_topic not in set(await admin.list_topics()):
+            try:
+                await admin.create_topics([control_topic_spec(settings)])
+            except TopicAlreadyExistsError:
+                pass
+    async with started_producer(settings, max_request_size=1_048_576) as producer:
+        await producer.send_and_wait(settings.control_topic, value=bundle, key=BUNDLE_KEY)

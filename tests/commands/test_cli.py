@@ -1,0 +1,76 @@
+"""The ``sentinel`` command's offline subcommands, run as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.data import REPO
+from tests.factories import RONIN_EXPLOITER, deposit, raw
+
+
+def sentinel(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.commands.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_rules_check_summarises_the_shipped_pack() -> None:
+    result = sentinel("rules", "check", "rules")
+    assert result.returncode == 0, result.stderr
+    assert "8 rule(s), 2 list(s)" in result.stdout
+    assert "ofac_sdn" in result.stdout and "745 addresses" in result.stdout
+    assert "pass-through" in result.stdout
+
+
+def test_rules_check_fails_with_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("required_engine_version: 1\nrules:\n  - id: x\n    nme: typo\n")
+    result = sentinel("rules", "check", str(tmp_path))
+    assert result.returncode != 0
+    assert f"{tmp_path / 'bad.yaml'}:4:5: rule 'x': unknown key 'nme'" in result.stderr
+
+
+def test_rules_test_passes_on_the_shipped_pack() -> None:
+    result = sentinel("rules", "test", "rules")
+    assert result.returncode == 0, result.stdout
+    assert "FAIL" not in result.stdout and " 0 failed" in result.stdout
+    assert "rules without tests" not in result.stdout
+
+
+def test_rules_test_reports_a_failing_case(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "required_engine_version: 1\n"
+        "rules:\n"
+        "  - {id: r, version: 1.0.0, name: R, description: d, typology: velocity, severity: low,\n"
+        "     action: review,\n"
+        "     events: [deposit], condition: {field: amount, gte: 10}, summary: s,\n"
+        "     tests: [{name: small, events: [{type: deposit, amount: '1'}], expect: [{}]}]}\n"
+    )
+    result = sentinel("rules", "test", str(tmp_path))
+    assert result.returncode == 1
+    assert "FAIL  r: small" in result.stdout and "expected 1 alert(s), got 0" in result.stdout
+
+
+def test_backtest_writes_alerts_as_on_the_topic(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(raw(deposit(event_id="bad", from_addresses=[RONIN_EXPLOITER])) + b"\n" + raw(deposit()) + b"\n")
+    alerts = tmp_path / "alerts.jsonl"
+    result = sentinel("backtest", "--input", str(events), "--output", str(alerts), "--rules", "rules")
+    assert result.returncode == 0, result.stderr
+    [alert] = [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
+    assert alert["rule_id"] == "ofac-sanctioned-sender" and alert["event_ids"] == ["bad"]
+    assert "2 events" in result.stdout and "events/s" in result.stdout
+
+
+def test_backtest_missing_input_is_a_clear_error(tmp_path: Path) -> None:
+    result = sentinel("backtest", "--input", str(tmp_path / "none.jsonl"))
+    assert result.returncode != 0
+    assert "none.jsonl: No such file or directory" in result.stderr

@@ -1,0 +1,51 @@
+"""sentinel rescreen's core: one ordinary rule over the added addresses, by the one screening path."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from streams.core.alerts import alert_id_for
+from streams.core.lists import AddressList, ListEntry, ListInfo
+from streams.core.rescreen import RULE_ID, RULE_VERSION, Rescreener, RescreenReport
+from streams.core.screening import Record
+from tests.factories import CLEAN_EVM, deposit, raw, withdrawal
+
+DESIGNATED = "0x1234567890abcdef1234567890abcdef12345678"
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+ADDED = AddressList.from_entries(
+    ListInfo("ofac_sdn", "OFAC SDN list", "sanctioned", "SDN Advanced XML", "2025-11-19"),
+    [ListEntry(DESIGNATED, "Some Entity", (("programs", "DPRK3"), ("entry_event_date", "2025-06-01")))],
+)
+
+
+def rescreen(*events: bytes) -> RescreenReport:
+    report = RescreenReport()
+    records = [Record("file", 0, n, None, line) for n, line in enumerate(events, start=1)]
+    Rescreener(ADDED, clock=lambda: NOW).screen_all(records, report)
+    return report
+
+
+def test_a_deposit_from_and_a_withdrawal_to_an_added_address_are_found() -> None:
+    report = rescreen(
+        raw(deposit(event_id="d1", from_addresses=[DESIGNATED.upper().replace("0X", "0x")])),
+        raw(withdrawal(event_id="w1", chain="ethereum", asset="ETH", to_address=DESIGNATED)),
+        raw(deposit(event_id="clean", from_addresses=[CLEAN_EVM])),
+        raw(deposit(event_id="inbound", to_address=DESIGNATED)),  # the exchange's own address: not a counterparty
+    )
+    assert [a.event_ids for a in report.alerts] == [["d1"], ["w1"]]
+    alert = report.alerts[0]
+    assert alert.alert_id == alert_id_for(RULE_ID, RULE_VERSION, ["d1"])  # the ids of earlier releases
+    assert alert.retroactive and alert.rule_id == RULE_ID and alert.action == "freeze"
+    assert alert.detected_at == NOW
+    assert "Some Entity" in alert.summary and "DPRK3" in alert.summary and "designated 2025-06-01" in alert.summary
+    # The same evidence shape as every other alert: the event, then the list matches.
+    assert alert.evidence["event"]["event_id"] == "d1"
+    [match] = alert.evidence["matches"]
+    assert match["entry"]["entry_event_date"] == "2025-06-01" and match["list"]["version"] == "2025-11-19"
+
+
+def test_a_resent_event_is_found_once_and_bad_lines_are_counted() -> None:
+    hit = raw(deposit(event_id="d1", from_addresses=[DESIGNATED]))
+    report = rescreen(hit, hit, b"{not json")
+    assert [a.event_ids for a in report.alerts] == [["d1"]]
+    assert (report.events, report.invalid) == (3, 1)
