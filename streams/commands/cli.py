@@ -67,7 +67,7 @@ def _ruleset(paths: Sequence[str]) -> Ruleset:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.shell.app import run_worker
-    from streams.shell.security import check_connection
+    from streams.shell.clients import check_connection
 
     settings = _settings()
     _ruleset(settings.rule_paths)  # fail fast, with a clear message, before Faust starts
@@ -113,7 +113,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from streams.core.rules.testing import run_rule_tests
+    from streams.core.rule_tests import run_rule_tests
 
     ruleset = _ruleset(args.paths or _settings().rule_paths)
     results = run_rule_tests(ruleset)

@@ -9,12 +9,14 @@ keyword. The Faust worker's own consumer and changelog producer are Faust's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from streams.shell.security import client_options
@@ -119,3 +121,41 @@ async def read_range(
                 if await reader.position(tp) >= bounds.get(tp, 0):
                     bounds.pop(tp, None)
     return out
+
+
+async def check_connection(settings: Settings, topics: tuple[str, ...] = (), wait: float = 30.0) -> None:
+    """Connect once and fail with a plain message (not a retry loop) if the cluster refuses us.
+
+    With ``topics``, also wait (up to ``wait`` seconds) until each exists with a leader for
+    every partition: a consumer group joined before then is given no partitions and would
+    sit idle until its next metadata refresh.
+    """
+    admin = admin_client(settings, request_timeout_ms=15_000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while topics:
+            described = await admin.describe_topics(list(topics))
+            ready = {
+                d["topic"]
+                for d in described
+                if d.get("error_code", 0) == 0
+                and d.get("partitions")
+                and all(p.get("leader", -1) >= 0 for p in d["partitions"])
+            }
+            if ready >= set(topics):
+                break
+            if loop.time() > deadline:
+                missing = ", ".join(sorted(set(topics) - ready))
+                raise ConnectionError(f"topic(s) {missing} not found on the cluster (run: sentinel topics create)")
+            await asyncio.sleep(0.2)
+    except KafkaError as exc:
+        who = f" as {settings.sasl_username!r} ({settings.sasl_mechanism})" if settings.sasl_username else ""
+        raise ConnectionError(
+            f"cannot connect to {settings.kafka_bootstrap_servers} over {settings.security_protocol}{who}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        await admin.close()

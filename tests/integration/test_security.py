@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.shell.security import check_connection
+from streams.shell.clients import check_connection
 from streams.shell.settings import Settings
 from tests.factories import RONIN_EXPLOITER, deposit, raw
 from tests.integration.helpers import REPO, collect, isolated_settings, produce, settings_env, start_worker
