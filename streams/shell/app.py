@@ -27,14 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import mode
-from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from streams.core.compact_lists import changed_counts
@@ -42,11 +40,12 @@ from streams.core.events import parse_moment, wall_clock
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Record, Screening
-from streams.shell import clients, metrics
+from streams.shell import metrics
 from streams.shell.commit import Batch, CommitPipeline
+from streams.shell.control import ControlService
 from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
 from streams.shell.memory import settle_long_lived
-from streams.shell.reload import BUNDLE_KEY, ReloadResult, RulesReloader
+from streams.shell.reload import ReloadResult, RulesReloader
 from streams.shell.security import faust_credentials
 from streams.shell.settings import Settings
 from streams.shell.sink import AlertSink
@@ -74,73 +73,6 @@ class _SinkService(mode.Service):
         await self.sentinel.sink.stop()
 
 
-class _ReloadService(mode.Service):
-    """Hot reload: the control topic, SIGHUP and a poll of the rule files (see streams.shell.reload)."""
-
-    def __init__(self, app: SentinelApp, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.sentinel = app
-        self._background: list[asyncio.Task[None]] = []
-
-    async def on_start(self) -> None:
-        settings = self.sentinel.settings
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self.sentinel.reloader.reload_files)
-        if settings.control_topic:
-            # Take the published bundle, if any, before the first record is screened.
-            self._control = clients.consumer(settings)
-            await self._control.start()
-            await self._catch_up_control()
-            self._background.append(asyncio.create_task(self._follow_control()))
-        if settings.reload_interval > 0:
-            self._background.append(asyncio.create_task(self._poll_files(settings.reload_interval)))
-
-    async def on_stop(self) -> None:
-        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        if self.sentinel.settings.control_topic:
-            await self._control.stop()
-
-    async def _poll_files(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            self.sentinel.reloader.check_files()
-
-    async def _assign_control(self) -> bool:
-        topic = self.sentinel.settings.control_topic
-        if self._control.assignment():
-            return True
-        if topic not in await self._control.topics():
-            return False  # not created yet: `sentinel topics create` or `sentinel rules publish` make it
-        partition = TopicPartition(topic, 0)
-        self._control.assign([partition])
-        await self._control.seek_to_beginning(partition)
-        return True
-
-    async def _catch_up_control(self) -> None:
-        if not await self._assign_control():
-            return
-        partition = TopicPartition(self.sentinel.settings.control_topic, 0)
-        end = (await self._control.end_offsets([partition]))[partition]
-        latest = None
-        while await self._control.position(partition) < end:
-            for records in (await self._control.getmany(timeout_ms=1000)).values():
-                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), latest)
-        if latest is not None and latest.value:
-            self.sentinel.reloader.apply_bundle(latest.value)
-
-    async def _follow_control(self) -> None:
-        while not await self._assign_control():
-            await asyncio.sleep(5)
-        while True:
-            for records in (await self._control.getmany(timeout_ms=1000)).values():
-                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), None)
-                if latest is not None and latest.value:
-                    self.sentinel.reloader.apply_bundle(latest.value)
-
-
 class SentinelApp(BatchDeliveryApp):
     """The Faust app, holding the running ruleset, the alert producer and the commit pipeline."""
 
@@ -157,7 +89,7 @@ class SentinelApp(BatchDeliveryApp):
             value_serializer="raw",
             topic_partitions=settings.topic_partitions,
             consumer_auto_offset_reset="earliest",
-            # Input arrives in poll batches (see streams.batch_consumer); bigger ones amortise more.
+            # Input arrives in poll batches (see streams.shell.faust_adapter); bigger ones amortise more.
             broker_max_poll_records=settings.max_poll_records,
             producer_acks=-1,
             web_enabled=False,
@@ -200,7 +132,7 @@ class SentinelApp(BatchDeliveryApp):
             on_result=_count_reload,
             bundle_dir=Path(settings.data_dir) / "bundles",
         )
-        self._reload_service = _ReloadService(self)
+        self._reload_service = ControlService(settings, self.reloader)
         self._web_service = (
             WebService(settings.metrics_host, settings.metrics_port, self.readiness) if settings.metrics_port else None
         )

@@ -96,15 +96,7 @@ def measure(run: Run, lines: list[bytes], load: float, rate: float, oracle: set[
     """Offer ``lines`` at ``rate`` to a running worker of ``run``; measure while it screens them."""
     asyncio.run(_log_append_time(run))
     s = run.settings
-    records = []
-    for line in lines:
-        try:
-            data = orjson.loads(line)
-            topic = s.withdrawals_topic if data.get("type") == "withdrawal" else s.deposits_topic
-            key = str(data.get("account_id", "poison")).encode()
-        except (orjson.JSONDecodeError, AttributeError):
-            topic, key = s.deposits_topic, b"poison"  # as Run.produce routes poison
-        records.append((topic, key, line))
+    records = run.records_for(lines)
     run.start()
     lags: list[int] = []
     sampling = True

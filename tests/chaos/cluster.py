@@ -76,7 +76,8 @@ class Run:
                 self.start(name)
 
     # -- input ---------------------------------------------------------------
-    def produce(self, lines: list[bytes]) -> None:
+    def records_for(self, lines: list[bytes]) -> list[tuple[str, bytes, bytes]]:
+        """``(topic, key, value)`` for each line: routed by type, keyed by account; poison to deposits."""
         records = []
         for line in lines:
             try:
@@ -85,8 +86,11 @@ class Run:
             except (orjson.JSONDecodeError, AttributeError):
                 topic, key = self.settings.deposits_topic, b"poison"
             records.append((topic, key, line))
-        asyncio.run(produce(self.bootstrap, records))
-        self.produced += len(records)
+        return records
+
+    def produce(self, lines: list[bytes]) -> None:
+        asyncio.run(produce(self.bootstrap, self.records_for(lines)))
+        self.produced += len(lines)
 
     # -- progress ------------------------------------------------------------
     def lag(self) -> int:

@@ -1,0 +1,87 @@
+"""The worker's hot-reload triggers as a service: the control topic, SIGHUP and a poll of the rule files.
+
+What a reload does (load whole or keep the last good ruleset) is :mod:`streams.shell.reload`;
+this service only watches for the triggers while the worker runs, and takes the bundle
+already published on the control topic before the first record is screened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import mode
+from aiokafka import TopicPartition
+
+from streams.shell import clients
+from streams.shell.reload import BUNDLE_KEY, RulesReloader
+from streams.shell.settings import Settings
+
+
+class ControlService(mode.Service):
+    """Hot reload: the control topic, SIGHUP and a poll of the rule files (see streams.shell.reload)."""
+
+    def __init__(self, settings: Settings, reloader: RulesReloader, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.reloader = reloader
+        self._background: list[asyncio.Task[None]] = []
+
+    async def on_start(self) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.reloader.reload_files)
+        if settings.control_topic:
+            # Take the published bundle, if any, before the first record is screened.
+            self._control = clients.consumer(settings)
+            await self._control.start()
+            await self._catch_up_control()
+            self._background.append(asyncio.create_task(self._follow_control()))
+        if settings.reload_interval > 0:
+            self._background.append(asyncio.create_task(self._poll_files(settings.reload_interval)))
+
+    async def on_stop(self) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.settings.control_topic:
+            await self._control.stop()
+
+    async def _poll_files(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.reloader.check_files()
+
+    async def _assign_control(self) -> bool:
+        topic = self.settings.control_topic
+        if self._control.assignment():
+            return True
+        if topic not in await self._control.topics():
+            return False  # not created yet: `sentinel topics create` or `sentinel rules publish` make it
+        partition = TopicPartition(topic, 0)
+        self._control.assign([partition])
+        await self._control.seek_to_beginning(partition)
+        return True
+
+    async def _catch_up_control(self) -> None:
+        if not await self._assign_control():
+            return
+        partition = TopicPartition(self.settings.control_topic, 0)
+        end = (await self._control.end_offsets([partition]))[partition]
+        latest = None
+        while await self._control.position(partition) < end:
+            for records in (await self._control.getmany(timeout_ms=1000)).values():
+                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), latest)
+        if latest is not None and latest.value:
+            self.reloader.apply_bundle(latest.value)
+
+    async def _follow_control(self) -> None:
+        while not await self._assign_control():
+            await asyncio.sleep(5)
+        while True:
+            for records in (await self._control.getmany(timeout_ms=1000)).values():
+                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), None)
+                if latest is not None and latest.value:
+                    self.reloader.apply_bundle(latest.value)
