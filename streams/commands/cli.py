@@ -48,6 +48,17 @@ def _settings() -> Settings:
         raise SystemExit(f"sentinel: bad setting {problem.dotted}: {problem.message}") from None
 
 
+def _positive(text: str) -> int:
+    """A whole number of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def _existing_file(name: str) -> Path:
     """``name`` as a path, or a plain error if there is no such file."""
     path = Path(name)
@@ -229,7 +240,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     ruleset = _ruleset(args.rules or _settings().rule_paths)
     try:
-        report = backtest_file(Path(args.input), ruleset, Path(args.output) if args.output else None, clock=wall_clock)
+        output = Path(args.output) if args.output else None
+        report = backtest_file(Path(args.input), ruleset, output, clock=wall_clock, jobs=args.jobs)
     except OSError as exc:
         raise SystemExit(f"sentinel: {exc.filename}: {exc.strerror}") from None
     print(f"ruleset {ruleset.version}")
@@ -321,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--input", required=True, help="JSONL, one typed event a line")
     backtest.add_argument("--output", help="where to write alerts as JSONL")
     backtest.add_argument("--rules", action="append", help="rule directory or file (repeatable)")
+    backtest.add_argument(
+        "--jobs", type=_positive, default=1, help="processes to share the accounts over (same output; default 1)"
+    )
     backtest.set_defaults(func=cmd_backtest)
 
     generate = commands.add_parser("generate", help="write a synthetic JSONL event stream (benchmarks)")

@@ -74,3 +74,18 @@ def test_backtest_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     result = sentinel("backtest", "--input", str(tmp_path / "none.jsonl"))
     assert result.returncode != 0
     assert "none.jsonl: No such file or directory" in result.stderr
+
+
+def test_backtest_jobs_gives_the_same_alerts_and_refuses_nonsense(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    lines = [raw(deposit(event_id=f"d{i}", account_id=f"acct-{i}", from_addresses=[RONIN_EXPLOITER])) for i in range(6)]
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    outputs = []
+    for jobs in ("1", "2"):
+        alerts = tmp_path / f"alerts-{jobs}.jsonl"
+        result = sentinel("backtest", "--input", str(events), "--output", str(alerts), "--jobs", jobs)
+        assert result.returncode == 0, result.stderr
+        outputs.append([orjson.loads(line)["alert_id"] for line in alerts.read_bytes().splitlines()])
+    assert len(outputs[0]) == 6 and outputs[0] == outputs[1]
+    refused = sentinel("backtest", "--input", str(events), "--jobs", "0")
+    assert refused.returncode != 0 and "--jobs: 0 is less than 1" in refused.stderr

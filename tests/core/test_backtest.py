@@ -11,6 +11,7 @@ import pytest
 from streams.core.backtest import backtest_lines
 from streams.core.events import wall_clock
 from streams.core.rules.loader import load_ruleset
+from streams.core.synthetic import synthetic_events
 from tests.amlworld import fan_patterns, max_distinct_in_window
 from tests.data import REPO
 from tests.factories import RONIN_EXPLOITER, deposit, raw, withdrawal
@@ -116,3 +117,25 @@ def test_amlworld_fan_patterns_match_a_brute_force_oracle(
         assert expected == big and len(big) == 36  # every degree >= 10 pattern, and nothing smaller
     else:
         assert expected == set()  # AMLworld spreads each pattern over days: the 1h windows see none
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_accounts_shared_over_processes_give_the_one_process_report(jobs: int) -> None:
+    """--jobs: per-account state makes sharding exact; alerts come back in the one-process order."""
+    ruleset = load_ruleset([REPO / "rules"])
+    data = list(synthetic_events(6000, seed=7, accounts=150, events_per_second=2.0, sanctioned_share=0.02))
+    data += [b"{not json", b"[1, 2]", raw(deposit(event_id="no-type", type=...))]
+    one = backtest_lines(data, ruleset, clock=wall_clock)
+    many = backtest_lines(data, ruleset, clock=wall_clock, jobs=jobs)
+    assert len(one.alerts) > 50 and {a.rule_id for a in one.alerts} >= {"ofac-sanctioned-sender", "fan-in"}
+    assert [a.alert_id for a in many.alerts] == [a.alert_id for a in one.alerts]
+    assert [a.evidence for a in many.alerts] == [a.evidence for a in one.alerts]
+    assert (many.events, many.invalid, many.invalid_examples) == (one.events, one.invalid, one.invalid_examples)
+    assert many.alerts_by_rule == one.alerts_by_rule
+    held, held_once = many.held_back, one.held_back
+    assert (held.suppressions, held.late_events, held.evictions, held.exceptions) == (
+        held_once.suppressions,
+        held_once.late_events,
+        held_once.evictions,
+        held_once.exceptions,
+    )
