@@ -16,11 +16,10 @@ alerts (consumers dedupe on ``alert_id``):
 
 Until step 4, the committed offsets are before the batch, and the durable state is the
 one the batch first met: a worker that dies replays the batch against it. A rebalance
-*abandons* every batch not yet complete: nothing more of it is written or acknowledged
-(a write already under way is let finish, so that no late changelog write can overtake
-newer state), the decoded state is dropped, and whoever owns its partitions next reads
-them again from the committed offsets. A batch whose writing fails with an error the
-sink does not retry itself is *failed*: nothing of it is acknowledged, and neither is anything of a
+*abandons* every batch not yet complete: nothing more of it is written or acknowledged,
+the decoded state is dropped, and whoever owns its partitions next reads them again from
+the committed offsets. A batch whose writing fails with an error the sink does not
+retry itself is *failed*: nothing of it is acknowledged, and neither is anything of a
 later batch (its changelog waits for this one), so the worker stops making progress and
 its stall check restarts it.
 
@@ -140,10 +139,9 @@ class CommitPipeline:
         next batch changes the live documents).
         """
         batch = Batch(outcomes, changes, self.generation)
-        previous_task, previous = self._task, self._latest
+        previous_task = self._task
         self._latest = batch
-        same_generation = previous is not None and previous.generation == batch.generation
-        self._task = task = asyncio.ensure_future(self._carry(batch, previous_task, same_generation))
+        self._task = task = asyncio.ensure_future(self._carry(batch, previous_task))
         task.add_done_callback(_retrieve)  # the outcome is in batch.status, and logged
         if previous_task is not None:
             try:
@@ -156,18 +154,15 @@ class CommitPipeline:
         return batch
 
     def abandon(self) -> None:
-        """A rebalance started: abandon every batch not yet complete and drop decoded state.
-
-        The batches are not cancelled: each finds the new generation before its next step
-        and stops there, but a write already under way completes first. Cancelling would
-        only stop *waiting* for it (a produce request cannot be called back), and such a
-        late changelog write could land after newer state of the same account, written by
-        this worker's next generation or by the partition's next owner, and replace it
-        when the changelog is compacted or recovered. So :meth:`drain` (which Faust's
-        revocation awaits through the consumer's ``wait_empty``) and the next generation's
-        first changelog write both wait for the abandoned batches to stop.
-        """
+        """A rebalance started: abandon every batch not yet complete and drop decoded state."""
         self.generation += 1
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self.in_flight is not None:
+            # Cancelled before it ran, it would never say so itself; an older batch still
+            # running finds the new generation before its next step.
+            self.in_flight.status = BatchStatus.ABANDONED
+        self._task = None
         self._state.forget()
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -175,18 +170,12 @@ class CommitPipeline:
         if self._task is not None and not self._task.done():
             await asyncio.wait([self._task], timeout=timeout)
 
-    async def _carry(self, batch: Batch, previous: asyncio.Task[None] | None, same_generation: bool) -> None:
+    async def _carry(self, batch: Batch, previous: asyncio.Task[None] | None) -> None:
         try:
-            if self._abandoned(batch):
-                return  # its records are read again, and raise their alerts, after the rebalance
             await self._outputs.emit_many(batch.outcomes)
             batch.status = BatchStatus.OUTPUTS_ACKED
-            if previous is not None and same_generation:
+            if previous is not None:
                 await previous  # its failure is this batch's failure: acks must stay contiguous
-            elif previous is not None:
-                # An abandoned batch of an earlier generation: whatever became of it, its last
-                # write must be done before this batch writes state (see abandon).
-                await asyncio.wait([previous])
             if self._abandoned(batch):
                 return
             await self._outputs.write_changelog(batch.changes)
