@@ -27,10 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from streams.core.alerts import FreezeAlert
-from streams.core.events import Clock, parse_moment
+from streams.core.events import Clock, line_time_and_account
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.observer import CountingObserver
 from streams.core.screening import Record, Screening
@@ -81,18 +79,8 @@ class BacktestReport:
 
 def _time_and_account(line: bytes) -> tuple[datetime, str | None]:
     """The line's timestamp for ordering (unreadable: first; it is invalid anyway) and its account."""
-    try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return _UNKNOWN_TIME, None
-    if not isinstance(data, dict):
-        return _UNKNOWN_TIME, None
-    account = data.get("account_id")
-    try:
-        moment = parse_moment(data.get("timestamp"))  # type: ignore[arg-type]
-    except (TypeError, ValueError, AttributeError):
-        moment = _UNKNOWN_TIME
-    return moment, account if isinstance(account, str) else None
+    moment, account = line_time_and_account(line)
+    return moment or _UNKNOWN_TIME, account
 
 
 @dataclass
@@ -199,25 +187,11 @@ def backtest_lines(
     for shard in shards:
         report.events += shard.events
         report.invalid.update(shard.invalid)
-        _add_counts(report.held_back, shard.held_back)
+        report.held_back.add(shard.held_back)
     examples = heapq.merge(*(shard.invalid_examples for shard in shards))
     report.invalid_examples = [text for _, text in examples][:5]
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _add_counts(total: CountingObserver, part: CountingObserver) -> None:
-    for mine, theirs in (
-        (total.late_events, part.late_events),
-        (total.evictions, part.evictions),
-        (total.suppressions, part.suppressions),
-    ):
-        for key, count in theirs.items():
-            mine[key] = mine.get(key, 0) + count
-    for pair, count in part.exceptions.items():
-        total.exceptions[pair] = total.exceptions.get(pair, 0) + count
-    total.evaluations += part.evaluations
-    total.evaluation_seconds += part.evaluation_seconds
 
 
 def backtest_file(path: Path, ruleset: Ruleset, output: Path | None, *, clock: Clock, jobs: int = 1) -> BacktestReport:

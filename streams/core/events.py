@@ -306,10 +306,23 @@ def parse_moment(text: str) -> datetime:
 
 def line_timestamp(line: bytes) -> datetime | None:
     """The ``timestamp`` of a JSON line, leniently (for ordering and shifting files), or ``None``."""
+    return line_time_and_account(line)[0]
+
+
+def line_time_and_account(line: bytes) -> tuple[datetime | None, str | None]:
+    """The ``timestamp`` and ``account_id`` of a JSON line, leniently; ``None`` for what is unreadable."""
     try:
-        return parse_moment(orjson.loads(line).get("timestamp"))
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return None
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    account = data.get("account_id")
+    try:
+        moment: datetime | None = parse_moment(data.get("timestamp"))  # type: ignore[arg-type]
+    except (AttributeError, TypeError, ValueError):
+        moment = None
+    return moment, account if isinstance(account, str) else None
 
 
 def to_json_dict(event: Event) -> dict[str, Any]:

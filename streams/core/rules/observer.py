@@ -57,3 +57,17 @@ class CountingObserver:
     def evaluated(self, seconds: float) -> None:
         self.evaluations += 1
         self.evaluation_seconds += seconds
+
+    def add(self, other: CountingObserver) -> None:
+        """Add ``other``'s counts to these (a backtest shared over processes)."""
+        for mine, theirs in (
+            (self.late_events, other.late_events),
+            (self.evictions, other.evictions),
+            (self.suppressions, other.suppressions),
+        ):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+        for pair, count in other.exceptions.items():
+            self.exceptions[pair] = self.exceptions.get(pair, 0) + count
+        self.evaluations += other.evaluations
+        self.evaluation_seconds += other.evaluation_seconds
