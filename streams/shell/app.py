@@ -162,10 +162,19 @@ class SentinelApp(BatchDeliveryApp):
         }
 
     def on_rebalance_start(self) -> None:
-        """Count rebalances; drop decoded state, which the new assignment recovers from the table."""
+        """Count rebalances; abandon the batches in flight and drop decoded state.
+
+        Faust calls this from its consumer thread (the aiokafka rebalance listener runs
+        there), while batches are screened and carried on the event loop's thread. So the
+        pipeline is abandoned on the event loop, between two of its steps, never in the
+        middle of screening a batch: a batch whose screening a rebalance interrupted would
+        otherwise lose the decoded documents it had changed yet be carried to the end.
+        Faust's ``rebalancing`` flag is set here at once, which is what the batch consumer
+        checks before it hands a poll batch over (see ``streams.shell.faust_adapter``).
+        """
         metrics.REBALANCES.inc()
-        self.commit_pipeline.abandon()
         super().on_rebalance_start()
+        self.loop.call_soon_threadsafe(self.commit_pipeline.abandon)
 
     async def _update_gauges(self) -> None:
         """Consumer lag per input partition, as this worker sees it, and state size."""

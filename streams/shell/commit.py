@@ -154,7 +154,11 @@ class CommitPipeline:
         return batch
 
     def abandon(self) -> None:
-        """A rebalance started: abandon every batch not yet complete and drop decoded state."""
+        """A rebalance started: abandon every batch not yet complete and drop decoded state.
+
+        Call it on the event loop's thread (it cancels a task, and must not run in the
+        middle of screening a batch).
+        """
         self.generation += 1
         if self._task is not None and not self._task.done():
             self._task.cancel()

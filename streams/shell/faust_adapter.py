@@ -163,7 +163,37 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for record in records:
             ack(_Offset(record.topic, record.partition, record.offset, TP(record.topic, record.partition)))  # type: ignore[arg-type]
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised by the worker tests
+    #: Input was dropped during a rebalance: seek to the committed offsets once it ends.
+    _seek_due: bool = False
+
+    def _fetched_since_rebalance(self, rebalances: int, generation: int) -> bool:
+        """Whether input polled when ``rebalances`` rebalances had begun may be screened now.
+
+        Not if a rebalance began since (or is still under way): the records were fetched
+        from positions of the old assignment. Faust's revocation awaits more than once
+        after it calls ``on_rebalance_start`` (which abandons the batches in flight) and
+        before it stops the flow, and input partitions are resumed during recovery a
+        moment before the seek to the committed offsets; a batch screened in either gap
+        would run against state that lacks the abandoned batches and could be acknowledged
+        past them, losing their alerts.
+        """
+        app = self.app
+        return (
+            not app.rebalancing
+            and app.rebalancing_count == rebalances
+            and app.consumer_generation_id == generation
+            and self.flow_active
+        )
+
+    def _drop_stale(self, records: Sequence[ConsumerRecord]) -> None:
+        """Drop input fetched before a rebalance; the seek after it reads the records again."""
+        self._seek_due = True
+        self.log.info(
+            "dropped %d input records fetched before a rebalance; they are read again from the committed offsets",
+            len(records),
+        )
+
+    async def _drain_messages(self, fetcher: Any) -> None:
         app = self.app
         receiver = self._receiver()
         inputs = receiver.batch_topics
@@ -177,6 +207,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
+                rebalances = app.rebalancing_count
                 polled, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
                 if polled is None or self.should_stop:
@@ -189,6 +220,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     except Exception as exc:
                         self.log.warning("seek to committed offsets failed: %r", exc)
                     continue
+                fetched_before_seek = self._seek_due and not app.rebalancing
+                if fetched_before_seek:
+                    # Input was dropped during the rebalance that has just ended: go back to
+                    # the committed offsets before screening anything. This poll's input
+                    # was fetched before the seek, so it is skipped below.
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning("seek to committed offsets failed: %r", exc)
+                        continue
+                    self._seek_due = False
                 generation = app.consumer_generation_id
                 batch: list[Any] = []
                 for tp, records in polled.items():
@@ -196,8 +238,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         continue
                     if app.consumer_generation_id != generation or not self.flow_active:
                         break
-                    read = get_read_offset(tp)
                     is_input = tp.topic in inputs
+                    if is_input and fetched_before_seek:
+                        continue  # read again after the seek just made
+                    read = get_read_offset(tp)
                     for record in records:
                         offset = record.offset
                         if read is not None and offset < read:
@@ -211,7 +255,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
                             await self.wait_first(callback(message), self.suspend_flow.wait())
                         read = offset
                         set_read_offset(tp, offset)
-                if batch:
+                if batch and not self._fetched_since_rebalance(rebalances, generation):
+                    self._drop_stale(batch)
+                elif batch:
                     await handle(batch)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except asyncio.CancelledError:
