@@ -20,7 +20,7 @@ from streams.core.alerts import FreezeAlert
 from streams.core.events import Clock, Event, EventError, EventType, parse_event
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.observer import CountingObserver, EngineObserver
-from streams.core.rules.state import AccountState, DictStore, StateStore
+from streams.core.rules.state import LATEST, AccountState, DictStore, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,17 @@ class Screening:
         self.state: StateStore = state if state is not None else DictStore()
         self.observer: EngineObserver = observer if observer is not None else CountingObserver()
 
+    @property
+    def state_horizon_ms(self) -> int:
+        """How long after an account's latest event its state can still change a result.
+
+        The longest of the rules' horizons and the resend-dedupe window: an account whose
+        latest event is older than this (in event time) can have its document deleted,
+        and an event that arrives later finds the same results without it
+        (see :func:`streams.core.rules.state.latest_event_ms`).
+        """
+        return max(DEDUPE_WINDOW_MS, self.ruleset.state_horizon_ms)
+
     def screen(self, records: Iterable[Record]) -> list[Outcome]:
         """One outcome per record, in order."""
         return [self.screen_one(record) for record in records]
@@ -192,6 +203,8 @@ def _seen_before(event: Event, doc: AccountState) -> bool:
         return True
     t = event.epoch_ms
     seen[event.event_id] = t
+    if t > doc.get(LATEST, 0):
+        doc[LATEST] = t
     # Ids are kept in arrival order, which is nearly time order: a look at the first one
     # (O(1)) tells whether pruning, which is O(n), is due.
     if len(seen) > DEDUPE_MAX_IDS or next(iter(seen.values())) < t - DEDUPE_WINDOW_MS:

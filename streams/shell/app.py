@@ -41,7 +41,7 @@ from streams.core.rules.engine import Ruleset
 from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Record, Screening
 from streams.shell import metrics
-from streams.shell.commit import Batch, CommitPipeline
+from streams.shell.commit import Batch, Change, CommitPipeline
 from streams.shell.control import ControlService
 from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
 from streams.shell.memory import settle_long_lived
@@ -138,6 +138,10 @@ class SentinelApp(BatchDeliveryApp):
         )
         self.timer(5.0, name="sentinel-gauges")(self._update_gauges)
         self._screened = self._last_screened = 0
+        #: The latest event time screened per input partition (epoch ms): the clock that
+        #: decides when an idle account's state has expired.
+        self._event_clocks: dict[int, int] = {}
+        self._next_sweep = 0.0
         self._progress_at: float | None = None
         self.deposits = self.topic(settings.deposits_topic, key_type=bytes, value_type=bytes)
         self.withdrawals = self.topic(settings.withdrawals_topic, key_type=bytes, value_type=bytes)
@@ -248,8 +252,40 @@ class SentinelApp(BatchDeliveryApp):
         """
         screen_one = self.screening.screen_one
         outcomes = [screen_one(_record(message)) for message in records]
+        clocks = self._event_clocks
+        for outcome in outcomes:
+            event = outcome.event
+            if event is not None and event.epoch_ms > clocks.get(outcome.record.partition, -1):
+                clocks[outcome.record.partition] = event.epoch_ms
         # The state as this batch leaves it, encoded now: the next batch changes the documents.
-        await self.commit_pipeline.submit(outcomes, self.state_store.encode())
+        changes = self.state_store.encode()
+        if self._sweep_due():
+            changes += self._expired_state(changes)
+        await self.commit_pipeline.submit(outcomes, changes)
+
+    def _sweep_due(self) -> bool:
+        interval = self.settings.state_sweep_interval
+        now = asyncio.get_running_loop().time()
+        if not interval or now < self._next_sweep:
+            return False
+        self._next_sweep = now + interval
+        return True
+
+    def _expired_state(self, changes: list[Change]) -> list[Change]:
+        """Tombstones for idle accounts on this worker's partitions (they go with ``changes``)."""
+        inputs = self.batch_topics
+        owned = {tp.partition for tp in self.consumer.assignment() if tp.topic in inputs}
+        # Not an account this batch or the one still in flight changed: the table has
+        # an older document of it than the changelog will.
+        in_flight = self.commit_pipeline.in_flight
+        busy = {key for _, key, _ in changes}
+        busy.update(key for _, key, _ in (in_flight.changes if in_flight is not None else ()))
+        horizon = self.screening.state_horizon_ms
+        expired = self.state_store.expired(self._event_clocks, horizon, owned, busy)
+        if expired:
+            metrics.STATE_EXPIRED.inc(len(expired))
+            log.info("deleting the rule state of %d idle accounts", len(expired))
+        return expired
 
     async def finish_in_flight(self, timeout: float = 10.0) -> None:
         """Let the batch in flight complete before the producer stops (a graceful stop)."""

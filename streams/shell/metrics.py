@@ -137,6 +137,10 @@ CONSUMER_LAG = Gauge(
 )
 REBALANCES = Counter("sentinel_rebalances_total", "Consumer group rebalances this worker took part in.")
 STATE_KEYS = Gauge("sentinel_state_keys", "Accounts with rule state held by this worker.")
+STATE_EXPIRED = Counter(
+    "sentinel_state_expired_total",
+    "Idle accounts whose rule state was deleted (a tombstone written to the changelog) by the state sweep.",
+)
 
 
 def catalogue() -> str:
@@ -188,6 +192,7 @@ _BY_NAME = {
         CONSUMER_LAG,
         REBALANCES,
         STATE_KEYS,
+        STATE_EXPIRED,
     ]
 }
 

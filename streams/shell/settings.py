@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds with records waiting and none screened before the worker exits to be restarted; 0: never.",
     )
+    state_sweep_interval: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between sweeps that delete the rule state of idle accounts (see docs/rules.md); 0: never.",
+    )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds to.")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
     data_dir: str = Field(".local/worker", description="Faust's local data directory.")

@@ -16,12 +16,35 @@ same alerts.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+import struct
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 
 import orjson
 
-from streams.core.rules.state import AccountState
+from streams.core.rules.state import AccountState, latest_event_ms
 from streams.shell.commit import Change
+
+#: Version 1 of a state value: version byte, input partition (u16), the account's latest
+#: event time (epoch ms, i64; -1 if none), all big-endian, then the document as JSON.
+#: The header lets expiry find idle accounts without decoding any document. A value that
+#: starts with ``{`` is version 0, the bare JSON document written before the header existed.
+HEADER = struct.Struct(">BHq")
+VERSION = 1
+
+
+def encode_value(partition: int, doc: AccountState) -> bytes:
+    """A state document as a version-1 changelog value."""
+    latest = latest_event_ms(doc)
+    return HEADER.pack(VERSION, partition, -1 if latest is None else latest) + orjson.dumps(doc)
+
+
+def decode_value(raw: bytes) -> AccountState:
+    """The document inside a changelog value of any version."""
+    if raw[:1] == b"{":
+        return orjson.loads(raw)  # type: ignore[no-any-return]
+    if raw[0] != VERSION:
+        raise ValueError(f"state value of unknown version {raw[0]}: written by a newer worker?")
+    return orjson.loads(raw[HEADER.size :])  # type: ignore[no-any-return]
 
 
 class TableStore:
@@ -47,7 +70,7 @@ class TableStore:
         doc = self._docs.get(account_id)
         if doc is None:
             raw = self.table.get(account_id.encode())
-            doc = self._docs[account_id] = {} if raw is None else orjson.loads(raw)
+            doc = self._docs[account_id] = {} if raw is None else decode_value(raw)
         return doc
 
     def encode(self) -> list[Change]:
@@ -64,9 +87,8 @@ class TableStore:
                 continue
             key = account_id.encode()
             if doc:
-                # orjson's result keeps its whole write buffer (4 KiB at least) allocated;
-                # a table of 10^5 accounts would hold 8 times the memory it needs. Copy it tight.
-                out.append((partition, key, memoryview(orjson.dumps(doc)).tobytes()))
+                # A new bytes object of its exact size: orjson keeps a 4 KiB buffer otherwise.
+                out.append((partition, key, encode_value(partition, doc)))
             elif key in table:
                 out.append((partition, key, None))
         self._touched.clear()
@@ -88,6 +110,33 @@ class TableStore:
             docs = self._docs
             self._docs = {a: docs[a] for a in (key.decode() for _, key, _ in in_flight) if a in docs}
             self._docs.update((a, docs[a]) for a in self._touched if a in docs)
+
+    def expired(
+        self, clocks: Mapping[int, int], horizon_ms: int, owned: Collection[int], busy: Collection[bytes] = ()
+    ) -> list[Change]:
+        """Tombstones for the accounts whose state can no longer change a result.
+
+        An account expires when the event-time clock of its partition (``clocks``: the
+        latest event time screened per input partition) is more than ``horizon_ms`` past
+        its latest event. Only partitions this worker owns (``owned``) are swept, and no
+        account in ``busy`` (changed by a batch whose changes are not applied yet). The
+        tombstone rides with the next batch through the commit protocol like any other
+        change; the account's decoded document is dropped now. Version-0 values (no
+        header) are left until their account is written again.
+        """
+        out: list[Change] = []
+        unpack = HEADER.unpack_from
+        for key, raw in self.table.items():
+            if raw[:1] != b"\x01":
+                continue
+            _, partition, latest = unpack(raw)
+            clock = clocks.get(partition)
+            if clock is None or partition not in owned or clock - latest <= horizon_ms or key in busy:
+                continue
+            out.append((partition, key, None))
+        for _, key, _ in out:
+            self._docs.pop(key.decode(), None)
+        return out
 
     def forget(self) -> None:
         """Drop every decoded document and unwritten change (a rebalance, or an abandoned batch).

@@ -169,34 +169,6 @@ def test_files_have_no_keys_to_check() -> None:
     assert Screening(RULES, clock=wall_clock).screen_one(Record("file", 0, 1, None, raw(deposit()))).result == "clean"
 
 
-def test_worker_state_of_an_account_is_one_table_entry() -> None:
-    """One record's state changes reach the changelog as one record: all or nothing."""
-    table: dict[bytes, bytes] = {}
-    store = TableStore(table)
-    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
-    screening.screen_one(record(raw(deposit(usd_value="5000")), partition=3))
-    assert table == {}
-    [(partition, key, value)] = store.encode()
-    assert (partition, key) == (3, b"acct-1") and table == {}
-    assert value is not None
-    document = orjson.loads(value)
-    assert {"#seen", "pass-through", "fan-in", "velocity"} <= set(document)
-
-
-def test_the_cache_keeps_documents_newer_than_the_table() -> None:
-    """A bounded cache never drops a document whose changes are not in the table yet."""
-    table: dict[bytes, bytes] = {}
-    store = TableStore(table, max_cached=1)
-    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
-    screening.screen_one(record(raw(deposit(event_id="a1", account_id="acct-a")), key=b"acct-a"))
-    first = store.encode()
-    screening.screen_one(record(raw(deposit(event_id="b1", account_id="acct-b")), key=b"acct-b"))
-    second = store.encode()  # still in flight when the first batch is applied
-    store.apply(first, second)
-    again = screening.screen_one(record(raw(deposit(event_id="b1", account_id="acct-b")), key=b"acct-b"))
-    assert again.result == "duplicate"  # acct-b's document survived the trim
-
-
 @pytest.mark.parametrize("bad", poison_records(deposit()), ids=lambda p: p.name)
 def test_every_class_of_poison_becomes_a_dead_letter_with_its_reason(bad: Poison) -> None:
     """The catalogue the chaos suite feeds the real worker, here through the screening path alone."""

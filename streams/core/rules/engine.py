@@ -40,6 +40,11 @@ class Ruleset:
             kind: tuple(r for r in self.rules if r.spec.enabled and kind in r.spec.events) for kind in EVENT_TYPES
         }
 
+    @property
+    def state_horizon_ms(self) -> int:
+        """How long after an account's latest event any rule's state can still change a result."""
+        return max((rule.horizon_ms for rule in self.rules if rule.spec.enabled), default=0)
+
     def rules_for(self, event_type: str) -> tuple[CompiledRule, ...]:
         """The enabled rules that look at events of ``event_type``."""
         return self._by_type.get(event_type, ())

@@ -75,6 +75,20 @@ class CompiledRule:
     suppress_ms: int | None
     late_tolerance_ms: int
 
+    @property
+    def horizon_ms(self) -> int:
+        """How long after an account's latest event this rule's state can still change a result.
+
+        An event at least this much later (event time) finds the rule's part of the
+        document no different from an empty one: every window entry and pending step has
+        fallen out, the suppression period is over, and no watermark makes it late.
+        """
+        return self.late_tolerance_ms + max(self.suppress_ms or 0, self._window_ms)
+
+    @property
+    def _window_ms(self) -> int:
+        return 0
+
     def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
         """The findings ``event`` (at epoch milliseconds ``t``) completes for this rule.
 
@@ -155,6 +169,10 @@ class CorrelationRule(CompiledRule):
     threshold: Callable[[Decimal | int], bool]
     threshold_text: str
     max_state: int
+
+    @property
+    def _window_ms(self) -> int:
+        return self.timespan_ms
 
     def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
         matches: Evidence = []
@@ -241,6 +259,11 @@ class SequenceRule(CompiledRule):
     reaches: Decimal | None
     maxspan_ms: int
     max_state: int
+
+    @property
+    def _window_ms(self) -> int:
+        # Pending steps are kept up to the skew allowed between the two topics, too.
+        return self.maxspan_ms + CROSS_TOPIC_SKEW_MS
 
     @cached_property
     def _step_types(self) -> frozenset[str]:

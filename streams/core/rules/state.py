@@ -15,8 +15,22 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-#: The document of one account: rule id (or "#seen", "<rule>#suppress") -> that part's state.
+#: The document of one account: rule id (or "#seen", "#latest", "<rule>#suppress") -> that part's state.
 AccountState = dict[str, Any]
+
+#: The part of a document that holds the time of the account's latest event (epoch ms).
+LATEST = "#latest"
+
+
+def latest_event_ms(doc: AccountState) -> int | None:
+    """The event time of the latest event the document has seen (epoch ms), if any.
+
+    Documents written before ``#latest`` existed have it from their resend-dedupe ids.
+    """
+    latest: int | None = doc.get(LATEST)
+    if latest is None and doc.get("#seen"):
+        latest = max(doc["#seen"].values())
+    return latest
 
 
 class StateStore(Protocol):

@@ -1,0 +1,129 @@
+"""The worker's state store: one versioned table entry per account, and expiry of idle accounts."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from streams.core.events import format_timestamp, parse_moment, wall_clock
+from streams.core.rules.loader import load_ruleset
+from streams.core.rules.state import DictStore
+from streams.core.screening import Record, Screening
+from streams.core.synthetic import synthetic_events
+from streams.shell.state_table import HEADER, TableStore, decode_value
+from tests.data import REPO
+from tests.factories import deposit, raw
+
+RULES = load_ruleset([REPO / "rules"])
+DAY_MS = 24 * 3_600_000
+
+
+def record(value: bytes, account: str = "acct-1", partition: int = 3, offset: int = 0) -> Record:
+    return Record("deposits", partition, offset, account.encode(), value, [], 1.0)
+
+
+def test_worker_state_of_an_account_is_one_table_entry() -> None:
+    """One record's state changes reach the changelog as one record: all or nothing."""
+    table: dict[bytes, bytes] = {}
+    store = TableStore(table)
+    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
+    screening.screen_one(record(raw(deposit(usd_value="5000", timestamp="2026-11-01T10:00:00Z"))))
+    assert table == {}
+    [(partition, key, value)] = store.encode()
+    assert (partition, key) == (3, b"acct-1") and table == {}
+    assert value is not None
+    version, header_partition, latest = HEADER.unpack_from(value)
+    assert (version, header_partition, latest) == (1, 3, 1_793_527_200_000)
+    document = decode_value(value)
+    assert {"#seen", "#latest", "pass-through", "fan-in", "velocity"} <= set(document)
+
+
+def test_a_value_written_before_the_header_existed_is_read() -> None:
+    """Version 0 (the bare JSON document) is what the previous release wrote."""
+    table = {b"acct-1": orjson.dumps({"#seen": {"d-1": 1_793_527_200_000}})}
+    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=TableStore(table))
+    again = screening.screen_one(record(raw(deposit(event_id="d-1"))))
+    assert again.result == "duplicate"
+
+
+def test_a_value_of_an_unknown_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown version 7"):
+        decode_value(bytes([7]) + b"\0" * 10 + b"{}")
+
+
+def test_the_cache_keeps_documents_newer_than_the_table() -> None:
+    """A bounded cache never drops a document whose changes are not in the table yet."""
+    table: dict[bytes, bytes] = {}
+    store = TableStore(table, max_cached=1)
+    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
+    screening.screen_one(record(raw(deposit(event_id="a1", account_id="acct-a")), "acct-a"))
+    first = store.encode()
+    screening.screen_one(record(raw(deposit(event_id="b1", account_id="acct-b")), "acct-b"))
+    second = store.encode()  # still in flight when the first batch is applied
+    store.apply(first, second)
+    again = screening.screen_one(record(raw(deposit(event_id="b1", account_id="acct-b")), "acct-b"))
+    assert again.result == "duplicate"  # acct-b's document survived the trim
+
+
+def test_only_idle_accounts_of_owned_partitions_expire_and_never_a_busy_one() -> None:
+    table: dict[bytes, bytes] = {}
+    store = TableStore(table)
+    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
+    horizon = screening.state_horizon_ms
+    assert horizon >= DAY_MS  # resends are recognised for a day
+    old = "2026-11-01T10:00:00Z"
+    accounts = [("idle", 0), ("other-worker", 1), ("busy", 0)]
+    for i, (account, partition) in enumerate(accounts):
+        screening.screen_one(
+            record(raw(deposit(event_id=f"e{i}", account_id=account, timestamp=old)), account, partition)
+        )
+    store.apply(store.encode())
+    start = 1_793_527_200_000
+    busy = [b"busy"]  # changed by a batch whose changes are not applied yet
+    assert store.expired({0: start + horizon, 1: start + 10 * horizon}, horizon, {0}, busy) == []
+    later = {0: start + horizon + 1, 1: start + 10 * horizon}
+    assert store.expired(later, horizon, {0}, busy) == [(0, b"idle", None)]
+    # Its decoded document went too: the account starts afresh if it comes back.
+    screening.screen_one(record(raw(deposit(event_id="e0", account_id="idle", timestamp=old)), "idle", 0))
+    [(_, key, value)] = store.encode()
+    assert key == b"idle" and value is not None and decode_value(value)["#seen"] == {"e0": start}
+
+
+def test_expiring_idle_accounts_changes_no_alert() -> None:
+    """Five days of events, state swept after every batch: the same alerts as with state kept forever."""
+    lines = list(synthetic_events(12_000, seed=11, accounts=4_000, events_per_second=0.03, sanctioned_share=0.02))
+    # Structuring over almost a whole day: the window must outlive every shorter horizon.
+    base = parse_moment(orjson.loads(lines[1_000])["timestamp"])
+    for event_id, at, usd in (("s1", 0, "9500"), ("s2", 8 * 60, "9000"), ("s3", 1439, "9999.99")):
+        moment = format_timestamp(base + timedelta(minutes=at))
+        lines.append(raw(deposit(event_id=event_id, account_id="structurer", usd_value=usd, timestamp=moment)))
+    lines.sort(key=lambda line: parse_moment(orjson.loads(line)["timestamp"]))
+    records = []
+    for offset, line in enumerate(lines):
+        account = orjson.loads(line)["account_id"]
+        records.append(Record("events", zlib.crc32(account.encode()) % 4, offset, account.encode(), line, [], None))
+    kept = Screening(RULES, clock=wall_clock, state=DictStore())
+    oracle = [a for r in records for a in kept.screen_one(r).alerts]
+    expected = [a.alert_id for a in oracle]
+
+    table: dict[bytes, bytes] = {}
+    store = TableStore(table)
+    swept = Screening(RULES, clock=wall_clock, state=store)
+    clocks: dict[int, int] = {}
+    found, expired = [], 0
+    for start in range(0, len(records), 200):
+        for r in records[start : start + 200]:
+            outcome = swept.screen_one(r)
+            found.extend(a.alert_id for a in outcome.alerts)
+            if outcome.event is not None:
+                clocks[r.partition] = max(clocks.get(r.partition, 0), outcome.event.epoch_ms)
+        changes = store.encode()
+        tombstones = store.expired(clocks, swept.state_horizon_ms, range(4), busy={k for _, k, _ in changes})
+        store.apply(changes)
+        expired += len(tombstones)
+        store.apply(tombstones)
+    assert len(expected) > 50 and found == expected
+    assert expired > 1_000 and len(table) < len(kept.state) - 1_000  # type: ignore[arg-type]
