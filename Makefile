@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test unit chaos bench lint typecheck broker-start broker-stop broker-status clean
+.PHONY: help install run test unit chaos bench soak lint typecheck broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,8 +33,11 @@ unit: install ## Only the tests that need no broker
 chaos: install ## Every fault-injection scenario (kill -9 x10, rebalance, broker outages, ...) on a real broker, as a table
 	$(BIN)/python -m tests.chaos.run
 
-bench: install ## Worker vs ideal aiokafka loop vs engine alone, latency under load, 1 vs 2 workers, memory, backtest (1M events, ~15 min)
-	$(BIN)/python -m tests.bench.run $(if $(EVENTS),--events $(EVENTS),)
+bench: install ## Worker vs ideal aiokafka loop vs engine alone, latency under load, 1 vs 2 workers, memory, backtest, then the soak (1M events, ~15 min + soak)
+	$(BIN)/python -m tests.bench.run $(if $(EVENTS),--events $(EVENTS),) $(if $(SOAK_EVENTS),--soak-events $(SOAK_EVENTS),) $(if $(SOAK_ACCOUNTS),--soak-accounts $(SOAK_ACCOUNTS),)
+
+soak: install ## Memory soak alone: worker RSS with and without the state sweep (2M events, 1M accounts, 3 days; SOAK_EVENTS/SOAK_ACCOUNTS to scale)
+	$(BIN)/python -m tests.bench.soak $(if $(SOAK_EVENTS),--events $(SOAK_EVENTS),) $(if $(SOAK_ACCOUNTS),--accounts $(SOAK_ACCOUNTS),)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check streams tests

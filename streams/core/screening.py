@@ -175,7 +175,12 @@ class Screening:
         the document is put back as it was, so a bad record leaves no partial state.
         """
         record = outcome.record
-        doc = self.state.account(event.account_id, record.partition)
+        try:
+            doc = self.state.account(event.account_id, record.partition)
+        except ValueError as exc:  # durable state this worker cannot read (a newer format)
+            detail = f"the account's rule state cannot be read: {exc}"
+            outcome.dead_letter = DeadLetter(record, "state_unreadable", type(exc).__name__, detail)
+            return
         # Evaluation failures are bugs or bad rules, so rare; a copy of a small document
         # costs far less than re-reading durable state after every failure would.
         before = orjson.dumps(doc)

@@ -33,7 +33,7 @@ from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
 from streams.shell import clients
 from streams.shell.memory import settle_long_lived
-from tests.bench import latency
+from tests.bench import latency, soak
 from tests.chaos.cluster import Run
 from tests.data import REPO
 from tests.integration.helpers import prepare_topics, project_broker
@@ -208,6 +208,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--list-addresses", type=int, default=10_000_000)
+    parser.add_argument("--soak-events", type=int, default=2_000_000)
+    parser.add_argument("--soak-accounts", type=int, default=1_000_000)
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     work = OUT / "work"
@@ -281,6 +283,9 @@ def main() -> int:
         f"{w1['peak_rss_mb']:.0f} MB peak after {args.events} events"
     )  # type: ignore[index]
     print(f"- generated list: {memory['list']}")
+    with tempfile.TemporaryDirectory() as workdir:
+        soaked = soak.soak(args.soak_events, args.soak_accounts, 3.0, Path(workdir))
+    soak.report(soaked, args.soak_accounts, 3.0)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     (OUT / f"{stamp}.json").write_bytes(
         orjson.dumps(
@@ -290,11 +295,12 @@ def main() -> int:
                 "drain": [asdict(r) | {"rate": r.rate} for r in results],
                 "latency": [asdict(level) for level in latencies],
                 "memory": memory,
+                "soak": [asdict(r) | {"growth": r.growth} for r in soaked],
             },
             option=orjson.OPT_INDENT_2,
         )
     )
-    ok = all(r.matches_oracle for r in results) and all(level.matches_oracle for level in latencies)
+    ok = all(r.matches_oracle for r in results + soaked) and all(level.matches_oracle for level in latencies)
     return 0 if ok else 1
 
 

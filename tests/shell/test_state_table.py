@@ -49,9 +49,14 @@ def test_a_value_written_before_the_header_existed_is_read() -> None:
     assert again.result == "duplicate"
 
 
-def test_a_value_of_an_unknown_version_is_refused() -> None:
+def test_a_value_of_an_unknown_version_is_refused_and_its_events_dead_lettered() -> None:
+    newer = bytes([7]) + b"\0" * 10 + b"{}"
     with pytest.raises(ValueError, match="unknown version 7"):
-        decode_value(bytes([7]) + b"\0" * 10 + b"{}")
+        decode_value(newer)
+    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=TableStore({b"acct-1": newer}))
+    outcome = screening.screen_one(record(raw(deposit())))
+    assert outcome.dead_letter is not None and outcome.dead_letter.reason == "state_unreadable"
+    assert "unknown version 7" in outcome.dead_letter.detail
 
 
 def test_the_cache_keeps_documents_newer_than_the_table() -> None:
