@@ -63,6 +63,9 @@ class TableStore:
         #: Accounts whose document a screened record may have changed, with the input
         #: partition they came from (their changelog record goes to the same partition).
         self._touched: dict[str, int] = {}
+        #: The keys a sweep for idle accounts looks at, and how many it has looked at.
+        self._sweep: list[bytes] = []
+        self._swept = 0
 
     def account(self, account_id: str, partition: int) -> AccountState:
         """The live document of ``account_id``, decoded from the table on first use."""
@@ -112,7 +115,13 @@ class TableStore:
             self._docs.update((a, docs[a]) for a in self._touched if a in docs)
 
     def expired(
-        self, clocks: Mapping[int, int], horizon_ms: int, owned: Collection[int], busy: Collection[bytes] = ()
+        self,
+        clocks: Mapping[int, int],
+        horizon_ms: int,
+        owned: Collection[int],
+        busy: Collection[bytes] = (),
+        *,
+        limit: int | None = None,
     ) -> list[Change]:
         """Tombstones for the accounts whose state can no longer change a result.
 
@@ -123,20 +132,36 @@ class TableStore:
         tombstone rides with the next batch through the commit protocol like any other
         change; the account's decoded document is dropped now. Version-0 values (no
         header) are left until their account is written again.
+
+        A sweep looks at the accounts the table held when it began; with ``limit``, each
+        call looks at that many and the next call goes on from there (:attr:`sweeping`
+        says a sweep is under way), so no call holds the event loop for long.
         """
+        if not self._sweep:
+            self._sweep, self._swept = list(self.table), 0
+        start, end = self._swept, len(self._sweep) if limit is None else min(len(self._sweep), self._swept + limit)
         out: list[Change] = []
-        unpack = HEADER.unpack_from
-        for key, raw in self.table.items():
-            if raw[:1] != b"\x01":
-                continue
+        table, unpack = self.table, HEADER.unpack_from
+        for key in self._sweep[start:end]:
+            raw = table.get(key)
+            if raw is None or raw[:1] != b"\x01":
+                continue  # gone since the sweep began, or version 0
             _, partition, latest = unpack(raw)
             clock = clocks.get(partition)
             if clock is None or partition not in owned or clock - latest <= horizon_ms or key in busy:
                 continue
             out.append((partition, key, None))
+        self._swept = end
+        if end >= len(self._sweep):
+            self._sweep = []
         for _, key, _ in out:
             self._docs.pop(key.decode(), None)
         return out
+
+    @property
+    def sweeping(self) -> bool:
+        """Whether a sweep begun by :meth:`expired` has accounts left to look at."""
+        return bool(self._sweep)
 
     def forget(self) -> None:
         """Drop every decoded document and unwritten change (a rebalance, or an abandoned batch).

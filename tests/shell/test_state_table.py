@@ -13,7 +13,7 @@ from streams.core.rules.loader import load_ruleset
 from streams.core.rules.state import DictStore
 from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
-from streams.shell.state_table import HEADER, TableStore, decode_value
+from streams.shell.state_table import HEADER, TableStore, decode_value, encode_value
 from tests.data import REPO
 from tests.factories import deposit, raw
 
@@ -132,3 +132,18 @@ def test_expiring_idle_accounts_changes_no_alert() -> None:
         store.apply(tombstones)
     assert len(expected) > 50 and found == expected
     assert expired > 1_000 and len(table) < len(kept.state) - 1_000  # type: ignore[arg-type]
+
+
+def test_a_sweep_in_slices_looks_at_every_account_once() -> None:
+    """With a limit, a sweep goes on from call to call over the accounts it began with."""
+    store = TableStore({f"a{i}".encode(): encode_value(0, {"#latest": 1_000}) for i in range(7)})
+    slices = []
+    while True:
+        tombstones = store.expired({0: 10_000}, 100, {0}, limit=3)
+        store.apply(tombstones)  # as the batch they ride with does
+        slices.append([key for _, key, _ in tombstones])
+        if not store.sweeping:
+            break
+    assert [len(s) for s in slices] == [3, 3, 1]
+    assert sorted(k for s in slices for k in s) == [f"a{i}".encode() for i in range(7)]
+    assert store.expired({0: 10_000}, 100, {0}, limit=3) == []  # a new sweep: the table is empty
