@@ -114,7 +114,7 @@ class SentinelApp(BatchDeliveryApp):
             key_type=bytes,
             value_type=bytes,
             partitions=settings.topic_partitions,
-            help="Per-account state of stateful rules (JSON).",
+            help="Per-account state of stateful rules (versioned header + JSON, see streams.shell.state_table).",
         )
         # The bytes inside the table's in-memory store: Faust fills them on recovery; the
         # commit pipeline writes them, and the changelog, itself (see streams.shell.commit).

@@ -1,10 +1,12 @@
 """Rule state in a Faust table: changelog-backed, so it survives restarts and rebalances.
 
 The table is co-partitioned with the input topics (same partition count, keyed by
-account). Each entry is one account's whole state document, encoded as JSON, so the
-changes a record makes reach the changelog as one Kafka record: a crash can lose them
-all, never half of them. A worker that takes over a partition recovers exactly the
-state of the accounts on it.
+account). Each entry is one account's whole state document (a versioned header, then the
+document as JSON: see :data:`HEADER`), so the changes a record makes reach the changelog
+as one Kafka record: a crash can lose them all, never half of them. A worker that takes
+over a partition recovers exactly the state of the accounts on it. Accounts idle for
+longer than the ruleset's horizon are deleted by :meth:`TableStore.expired`, whose
+tombstones go to the changelog like any other change.
 
 The engine works on decoded documents held in a cache (:class:`TableStore`); a batch
 changes them in place, and :class:`streams.shell.commit.CommitPipeline` writes the touched
