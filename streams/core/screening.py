@@ -14,13 +14,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from streams.core.alerts import FreezeAlert
 from streams.core.events import Clock, Event, EventError, EventType, parse_event
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.observer import CountingObserver, EngineObserver
-from streams.core.rules.state import LATEST, AccountState, DictStore, StateStore
+from streams.core.rules.state import AccountState, DictStore, Journal, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +132,7 @@ class Screening:
         self.clock = clock
         self.state: StateStore = state if state is not None else DictStore()
         self.observer: EngineObserver = observer if observer is not None else CountingObserver()
+        self._journal = Journal()
 
     @property
     def state_horizon_ms(self) -> int:
@@ -171,8 +170,8 @@ class Screening:
     def _evaluate(self, outcome: Outcome, event: Event) -> None:
         """Fill in the alerts of a parsed outcome; a failure becomes its dead letter.
 
-        The account's state document is changed in place. If evaluation fails half way,
-        the document is put back as it was, so a bad record leaves no partial state.
+        The account's state is changed in place. If evaluation fails half way, the changes
+        are undone from the journal, so a bad record leaves no partial state.
         """
         record = outcome.record
         try:
@@ -181,39 +180,43 @@ class Screening:
             detail = f"the account's rule state cannot be read: {exc}"
             outcome.dead_letter = DeadLetter(record, "state_unreadable", type(exc).__name__, detail)
             return
-        # Evaluation failures are bugs or bad rules, so rare; a copy of a small document
-        # costs far less than re-reading durable state after every failure would.
-        before = orjson.dumps(doc)
+        journal = self._journal
         started = time.perf_counter()  # a measurement for the observer, not a clock the result depends on
         try:
-            if _seen_before(event, doc):
+            if _seen_before(event, doc, journal):
                 outcome.duplicate = True
             else:
-                outcome.alerts = self.ruleset.evaluate_event(event, doc, self.clock, self.observer)
+                outcome.alerts = self.ruleset.evaluate_event(event, doc, self.clock, self.observer, journal)
+            journal.clear()
         except Exception as exc:  # a bug or a bad rule must not stop screening of other records
             log.exception("evaluation failed for %s[%d]@%d", record.topic, record.partition, record.offset)
-            doc.clear()
-            doc.update(orjson.loads(before))
+            journal.rollback()
             detail = f"{type(exc).__name__} while evaluating rules: {exc}"
             outcome.dead_letter = DeadLetter(record, "evaluation_error", type(exc).__name__, detail)
         self.observer.evaluated(time.perf_counter() - started)
 
 
-def _seen_before(event: Event, doc: AccountState) -> bool:
+def _undo_seen(doc: AccountState, before: tuple[dict[str, int], str, int | None]) -> None:
+    seen, event_id, latest = before
+    seen.pop(event_id, None)
+    doc.seen, doc.latest = seen, latest
+
+
+def _seen_before(event: Event, doc: AccountState, journal: Journal) -> bool:
     """Whether this account already had an event with this id (and remember it if not)."""
-    seen: dict[str, int] | None = doc.get("#seen")
-    if seen is None:
-        seen = doc["#seen"] = {}
-    elif event.event_id in seen:
+    seen = doc.seen
+    if event.event_id in seen:
         return True
+    journal.record(_undo_seen, doc, (seen, event.event_id, doc.latest))
     t = event.epoch_ms
     seen[event.event_id] = t
-    if t > doc.get(LATEST, 0):
-        doc[LATEST] = t
+    if doc.latest is None or t > doc.latest:
+        doc.latest = t
     # Ids are kept in arrival order, which is nearly time order: a look at the first one
-    # (O(1)) tells whether pruning, which is O(n), is due.
+    # (O(1)) tells whether pruning, which is O(n), is due. Pruning makes a new dict, so the
+    # journal's reference to the old one is all an undo needs.
     if len(seen) > DEDUPE_MAX_IDS or next(iter(seen.values())) < t - DEDUPE_WINDOW_MS:
         newest = max(seen.values())
         kept = sorted((v, k) for k, v in seen.items() if v >= newest - DEDUPE_WINDOW_MS)
-        doc["#seen"] = {k: v for v, k in kept[-DEDUPE_MAX_IDS:]}  # oldest first, as the check above needs
+        doc.seen = {k: v for v, k in kept[-DEDUPE_MAX_IDS:]}  # oldest first, as the check above needs
     return False

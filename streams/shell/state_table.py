@@ -1,14 +1,15 @@
 """Rule state in a Faust table: changelog-backed, so it survives restarts and rebalances.
 
 The table is co-partitioned with the input topics (same partition count, keyed by
-account). Each entry is one account's whole state document (a versioned header, then the
-document as JSON: see :data:`HEADER`), so the changes a record makes reach the changelog
+account). Each entry is one account's whole rule state (a versioned header, then the state as
+JSON: see :data:`HEADER` and :mod:`streams.core.rules.state_format`), so the changes a
+record makes reach the changelog
 as one Kafka record: a crash can lose them all, never half of them. A worker that takes
 over a partition recovers exactly the state of the accounts on it. Accounts idle for
 longer than the ruleset's horizon are deleted by :meth:`TableStore.expired`, whose
 tombstones go to the changelog like any other change.
 
-The engine works on decoded documents held in a cache (:class:`TableStore`); a batch
+The engine works on decoded states held in a cache (:class:`TableStore`); a batch
 changes them in place, and :class:`streams.shell.commit.CommitPipeline` writes the touched
 ones to the changelog only after the batch's alerts are acknowledged (state after
 output), and acknowledges the batch's input records only after that. Until then the durable state is the one the
@@ -23,38 +24,44 @@ from collections.abc import Collection, Mapping, MutableMapping, Sequence
 
 import orjson
 
-from streams.core.rules.state import AccountState, latest_event_ms
+from streams.core.rules.state import AccountState
+from streams.core.rules.state_format import VERSION, from_json, to_json
 from streams.shell.commit import Change
 
-#: Version 1 of a state value: version byte, input partition (u16), the account's latest
-#: event time (epoch ms, i64; -1 if none), all big-endian, then the document as JSON.
-#: The header lets expiry find idle accounts without decoding any document. A value that
+#: The header of a state value (versions 1 and 2): version byte, input partition (u16),
+#: the account's latest event time (epoch ms, i64; -1 if none), all big-endian, then the
+#: state as JSON in the form of that version (see :mod:`streams.core.rules.state_format`).
+#: The header lets expiry find idle accounts without decoding any state. A value that
 #: starts with ``{`` is version 0, the bare JSON document written before the header existed.
 HEADER = struct.Struct(">BHq")
-VERSION = 1
+_HEADED = frozenset({1, VERSION})
 
 
-def encode_value(partition: int, doc: AccountState) -> bytes:
-    """A state document as a version-1 changelog value."""
-    latest = latest_event_ms(doc)
-    return HEADER.pack(VERSION, partition, -1 if latest is None else latest) + orjson.dumps(doc)
+def encode_value(partition: int, state: AccountState) -> bytes:
+    """An account's state as a changelog value of the current version."""
+    latest = -1 if state.latest is None else state.latest
+    return HEADER.pack(VERSION, partition, latest) + orjson.dumps(to_json(state))
 
 
 def decode_value(raw: bytes) -> AccountState:
-    """The document inside a changelog value of any version."""
+    """The state inside a changelog value of any known version; ValueError otherwise."""
     if raw[:1] == b"{":
-        return orjson.loads(raw)  # type: ignore[no-any-return]
-    if raw[0] != VERSION:
+        return from_json(orjson.loads(raw), 0)
+    if raw[0] not in _HEADED:
         raise ValueError(f"state value of unknown version {raw[0]}: written by a newer worker?")
-    return orjson.loads(raw[HEADER.size :])  # type: ignore[no-any-return]
+    try:
+        data = orjson.loads(raw[HEADER.size :])
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"state value of version {raw[0]} is not JSON: {exc}") from None
+    return from_json(data, raw[0])
 
 
 class TableStore:
-    """The engine's :class:`~streams.core.rules.state.StateStore`: decoded documents over a table of bytes.
+    """The engine's :class:`~streams.core.rules.state.StateStore`: decoded account states over a table of bytes.
 
-    ``table`` maps account ids (bytes) to encoded documents: in the worker, the raw dict
+    ``table`` maps account ids (bytes) to encoded states: in the worker, the raw dict
     inside the Faust table's in-memory store, which Faust fills from the changelog on
-    recovery. :meth:`encode` turns the documents a batch touched into changelog
+    recovery. :meth:`encode` turns the states a batch touched into changelog
     records; once they are durable, :meth:`apply` puts them in ``table``.
     """
 
@@ -62,7 +69,7 @@ class TableStore:
         self.table = table
         self._max_cached = max_cached
         self._docs: dict[str, AccountState] = {}
-        #: Accounts whose document a screened record may have changed, with the input
+        #: Accounts whose state a screened record may have changed, with the input
         #: partition they came from (their changelog record goes to the same partition).
         self._touched: dict[str, int] = {}
         #: The keys a sweep for idle accounts looks at, and how many it has looked at.
@@ -70,16 +77,16 @@ class TableStore:
         self._swept = 0
 
     def account(self, account_id: str, partition: int) -> AccountState:
-        """The live document of ``account_id``, decoded from the table on first use."""
+        """The live state of ``account_id``, decoded from the table on first use."""
         self._touched[account_id] = partition
         doc = self._docs.get(account_id)
         if doc is None:
             raw = self.table.get(account_id.encode())
-            doc = self._docs[account_id] = {} if raw is None else decode_value(raw)
+            doc = self._docs[account_id] = AccountState() if raw is None else decode_value(raw)
         return doc
 
     def encode(self) -> list[Change]:
-        """The touched documents, encoded as they are now, as changelog records.
+        """The touched accounts' states, encoded as they are now, as changelog records.
 
         Nothing is written: the worker writes them to the changelog once the batch's
         alerts are acknowledged, then :meth:`apply` puts them in the table.
@@ -91,8 +98,7 @@ class TableStore:
             if doc is None:
                 continue
             key = account_id.encode()
-            if doc:
-                # A new bytes object of its exact size: orjson keeps a 4 KiB buffer otherwise.
+            if not doc.is_empty():
                 out.append((partition, key, encode_value(partition, doc)))
             elif key in table:
                 out.append((partition, key, None))
@@ -132,7 +138,7 @@ class TableStore:
         its latest event. Only partitions this worker owns (``owned``) are swept, and no
         account in ``busy`` (changed by a batch whose changes are not applied yet). The
         tombstone rides with the next batch through the commit protocol like any other
-        change; the account's decoded document is dropped now. Version-0 values (no
+        change; the account's decoded state is dropped now. Version-0 values (no
         header) are left until their account is written again.
 
         A sweep looks at the accounts the table held when it began; with ``limit``, each
@@ -146,7 +152,7 @@ class TableStore:
         table, unpack = self.table, HEADER.unpack_from
         for key in self._sweep[start:end]:
             raw = table.get(key)
-            if raw is None or raw[:1] != b"\x01":
+            if raw is None or raw[0] not in _HEADED:
                 continue  # gone since the sweep began, or version 0
             _, partition, latest = unpack(raw)
             clock = clocks.get(partition)
@@ -166,7 +172,7 @@ class TableStore:
         return bool(self._sweep)
 
     def forget(self) -> None:
-        """Drop every decoded document and unwritten change (a rebalance, or an abandoned batch).
+        """Drop every decoded state and unwritten change (a rebalance, or an abandoned batch).
 
         The next read decodes from the table again, which holds what was made durable.
         """

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
 
-from streams.core.events import format_timestamp, wall_clock
+from streams.core.events import EventError, format_timestamp, parse_event, wall_clock
 from streams.core.rules.loader import load_ruleset
-from streams.core.rules.state import DictStore
+from streams.core.rules.observer import CountingObserver
+from streams.core.rules.state import AccountState, DictStore, Journal, Window
+from streams.core.rules.state_format import to_json
 from streams.core.screening import Record, Screening
+from streams.core.synthetic import synthetic_events
 from streams.shell.state_table import TableStore
 from tests.data import REPO
 from tests.factories import RONIN_EXPLOITER, deposit, raw, withdrawal
@@ -133,23 +137,57 @@ def test_a_crash_after_persist_but_before_the_offset_commit_adds_nothing() -> No
 
 
 def test_a_failed_evaluation_leaves_no_partial_state() -> None:
+    """Every rule changes its state, then evaluation fails: the journal undoes all of it."""
     store = DictStore()
     screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
     screening.screen_one(record(raw(deposit(event_id="e0"))))
-    before = orjson.loads(orjson.dumps(store.data))
+    before = to_json(store.account("acct-1"))
 
     class BrokenRuleError(Exception):
         pass
 
-    def explode(*args: object, **kwargs: object) -> list[object]:
-        store.account("acct-1", 0)["junk"] = 1
+    real = RULES.evaluate_event
+
+    def explode(*args: Any, **kwargs: Any) -> list[object]:
+        assert real(*args, **kwargs) is not None
         raise BrokenRuleError("boom")
 
     screening.ruleset = RULES.__class__(RULES.version, RULES.rules, RULES.lists, RULES.files)
     screening.ruleset.evaluate_event = explode  # type: ignore[method-assign]
-    outcome = screening.screen_one(record(raw(deposit(event_id="e1")), offset=1))
+    outcome = screening.screen_one(record(raw(deposit(event_id="e1", usd_value="9000")), offset=1))
     assert outcome.dead_letter is not None and outcome.dead_letter.reason == "evaluation_error"
-    assert store.data == before
+    assert to_json(store.account("acct-1")) == before
+    assert screening.screen_one(record(raw(deposit(event_id="e1")), offset=1)).result != "duplicate"
+
+
+def test_rolling_back_any_event_restores_the_state_exactly() -> None:
+    """Over a stream that fills windows, completes sequences and prunes, undo is exact.
+
+    Every event is first evaluated and rolled back (its state must come back byte for
+    byte, aggregates included), then evaluated for real.
+    """
+    lines = list(synthetic_events(3_000, seed=5, accounts=20, events_per_second=0.2, sanctioned_share=0.03))
+    store = DictStore()
+    journal = Journal()
+    alerts = 0
+    for line in lines:
+        try:
+            event = parse_event(line)
+        except EventError:
+            continue
+        state = store.account(event.account_id)
+        before = (to_json(state), _aggregates(state))
+        RULES.evaluate_event(event, state, wall_clock, CountingObserver(), journal)
+        journal.rollback()
+        assert (to_json(state), _aggregates(state)) == before
+        alerts += len(RULES.evaluate_event(event, state, wall_clock, CountingObserver(), journal))
+        journal.clear()
+    assert alerts > 100
+
+
+def _aggregates(state: AccountState) -> list[object]:
+    windows = [part for part in state.parts.values() if isinstance(part, Window)]
+    return [(window.units, dict(window.counts or {})) for window in windows]
 
 
 def test_a_withdrawal_on_the_withdrawals_topic() -> None:

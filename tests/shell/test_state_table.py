@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import zlib
 from datetime import timedelta
 
@@ -10,7 +11,8 @@ import pytest
 
 from streams.core.events import format_timestamp, parse_moment, wall_clock
 from streams.core.rules.loader import load_ruleset
-from streams.core.rules.state import DictStore
+from streams.core.rules.state import AccountState, DictStore
+from streams.core.rules.state_format import to_json
 from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
 from streams.shell.state_table import HEADER, TableStore, decode_value, encode_value
@@ -36,9 +38,12 @@ def test_worker_state_of_an_account_is_one_table_entry() -> None:
     assert (partition, key) == (3, b"acct-1") and table == {}
     assert value is not None
     version, header_partition, latest = HEADER.unpack_from(value)
-    assert (version, header_partition, latest) == (1, 3, 1_793_527_200_000)
-    document = decode_value(value)
-    assert {"#seen", "#latest", "pass-through", "fan-in", "velocity"} <= set(document)
+    assert (version, header_partition, latest) == (2, 3, 1_793_527_200_000)
+    state = decode_value(value)
+    assert state.latest == latest and len(state.seen) == 1
+    assert {"pass-through", "fan-in", "velocity"} <= set(state.parts)
+    body = orjson.loads(value[HEADER.size :])
+    assert set(body) == {"latest", "seen", "rules"}  # named fields (docs/rules.md, "State format")
 
 
 def test_a_value_written_before_the_header_existed_is_read() -> None:
@@ -57,6 +62,46 @@ def test_a_value_of_an_unknown_version_is_refused_and_its_events_dead_lettered()
     outcome = screening.screen_one(record(raw(deposit())))
     assert outcome.dead_letter is not None and outcome.dead_letter.reason == "state_unreadable"
     assert "unknown version 7" in outcome.dead_letter.detail
+
+
+def test_a_changelog_written_by_the_previous_release_is_taken_over() -> None:
+    """Version-1 values (the release before typed state) carry on as if nothing changed.
+
+    The fixture was written by that release (tests/data/state/README.md): its table after
+    1,000 records, and the alert ids it raised before and after. A worker of this version
+    that takes over the table raises exactly the alerts the old one did on the rest.
+    """
+    folder = REPO / "tests" / "data" / "state"
+    expected = orjson.loads((folder / "alerts-v1.json").read_bytes())
+    table = {}
+    for line in (folder / "changelog-v1.jsonl").read_bytes().splitlines():
+        entry = orjson.loads(line)
+        table[entry["key"].encode()] = base64.b64decode(entry["value"])
+    assert {value[0] for value in table.values()} == {1}
+    records = []
+    for offset, line in enumerate((folder / "events.jsonl").read_bytes().splitlines()):
+        try:
+            account = orjson.loads(line)["account_id"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            continue
+        records.append(Record("events", zlib.crc32(account.encode()) % 4, offset, account.encode(), line, [], None))
+    first, rest = records[: expected["after_event"]], records[expected["after_event"] :]
+    fresh = Screening(RULES, clock=wall_clock, state=DictStore())
+    assert [a.alert_id for r in first for a in fresh.screen_one(r).alerts] == expected["first"]
+    store = TableStore(table)
+    taken_over = Screening(RULES, clock=wall_clock, state=store)
+    found = [a for r in rest for a in taken_over.screen_one(r).alerts]
+    assert [a.alert_id for a in found] == expected["rest"]
+    # The old state mattered: without it the same records raise other alerts.
+    without = Screening(RULES, clock=wall_clock, state=DictStore())
+    assert [a.alert_id for r in rest for a in without.screen_one(r).alerts] != expected["rest"]
+    assert {"fan-in", "fan-out", "pass-through"} <= {a.rule_id for a in found}  # windows and sequences
+    # What this version writes back is version 2, and reads back to the same state.
+    changes = store.encode()
+    assert changes and all(value is not None and value[0] == 2 for _, _, value in changes)
+    for _, key, value in changes:
+        assert value is not None
+        assert to_json(decode_value(value)) == to_json(store.account(key.decode(), 0))
 
 
 def test_the_cache_keeps_documents_newer_than_the_table() -> None:
@@ -94,7 +139,7 @@ def test_only_idle_accounts_of_owned_partitions_expire_and_never_a_busy_one() ->
     # Its decoded document went too: the account starts afresh if it comes back.
     screening.screen_one(record(raw(deposit(event_id="e0", account_id="idle", timestamp=old)), "idle", 0))
     [(_, key, value)] = store.encode()
-    assert key == b"idle" and value is not None and decode_value(value)["#seen"] == {"e0": start}
+    assert key == b"idle" and value is not None and decode_value(value).seen == {"e0": start}
 
 
 def test_expiring_idle_accounts_changes_no_alert() -> None:
@@ -136,7 +181,9 @@ def test_expiring_idle_accounts_changes_no_alert() -> None:
 
 def test_a_sweep_in_slices_looks_at_every_account_once() -> None:
     """With a limit, a sweep goes on from call to call over the accounts it began with."""
-    store = TableStore({f"a{i}".encode(): encode_value(0, {"#latest": 1_000}) for i in range(7)})
+    state = AccountState()
+    state.latest = 1_000
+    store = TableStore({f"a{i}".encode(): encode_value(0, state) for i in range(7)})
     slices = []
     while True:
         tombstones = store.expired({0: 10_000}, 100, {0}, limit=3)

@@ -17,6 +17,7 @@ from streams.core.rules.durations import parse_duration_ms
 from streams.core.rules.kinds import CompiledRule, CorrelationRule, EventRule, RuleException, SequenceRule
 from streams.core.rules.schema import Comparison, RuleSpec
 from streams.core.rules.source import Position, RuleFileError, position_of
+from streams.core.rules.state import SUM_SCALE
 from streams.core.rules.templates import TemplateError, compile_summary
 
 
@@ -71,7 +72,8 @@ def compile_rule(
                 spec.id,
             )
         try:
-            threshold = _threshold(corr.condition)
+            # A sum is compared in the integer units its window keeps (10^-SUM_SCALE).
+            threshold = _threshold(corr.condition, SUM_SCALE if corr.type == "sum" else 0)
         except ValueError as exc:
             raise RuleFileError(position_of(raw, (*where, "condition"), origin), str(exc), spec.id) from None
         return CorrelationRule(
@@ -115,14 +117,15 @@ def compile_rule(
     return EventRule(**common, condition=condition(spec.condition, "condition"))
 
 
-def _threshold(condition: Mapping[Comparison, int | float | str]) -> Callable[[Decimal | int], bool]:
+def _threshold(condition: Mapping[Comparison, int | float | str], scale: int) -> Callable[[Decimal | int], bool]:
+    """The check of an aggregate against the condition's bounds, each multiplied by 10^``scale``."""
     bounds = []
     for op, value in condition.items():
         try:
             bound = Decimal(repr(value) if isinstance(value, float) else str(value))
         except InvalidOperation:
             raise ValueError(f"correlation: condition {op}: {value!r} is not a number") from None
-        bounds.append((op, bound))
+        bounds.append((op, bound.scaleb(scale)))
     checks: dict[str, Callable[[Any, Decimal], bool]] = {
         "gte": lambda x, b: x >= b,
         "gt": lambda x, b: x > b,

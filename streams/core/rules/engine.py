@@ -19,7 +19,7 @@ from streams.core.events import EVENT_TYPES, Clock, Event, epoch_ms, format_time
 from streams.core.lists import AddressList
 from streams.core.rules.kinds import CompiledRule, Finding
 from streams.core.rules.observer import CountingObserver, EngineObserver
-from streams.core.rules.state import AccountState, DictStore, StateStore
+from streams.core.rules.state import AccountState, DictStore, Journal, StateStore, Suppression, put
 
 
 @dataclass
@@ -50,11 +50,13 @@ class Ruleset:
         return self._by_type.get(event_type, ())
 
     def evaluate_event(
-        self, event: Event, doc: AccountState, now: Clock, observer: EngineObserver
+        self, event: Event, doc: AccountState, now: Clock, observer: EngineObserver, journal: Journal
     ) -> list[FreezeAlert]:
         """The alerts ``event`` raises, in rule order; ``doc`` is its account's state, changed in place.
 
-        ``now`` stamps each alert's ``detected_at`` (it does not change what fires).
+        The inverse of every change is written to ``journal``, so a caller can roll the
+        account back if anything fails. ``now`` stamps each alert's ``detected_at`` (it
+        does not change what fires).
         """
         alerts: list[FreezeAlert] = []
         rules = self.rules_for(event.type)
@@ -62,8 +64,8 @@ class Ruleset:
             return alerts
         t = event.epoch_ms
         for rule in rules:
-            for finding in rule.find(event, t, doc, observer):
-                if self._allowed(rule, finding, doc, observer):
+            for finding in rule.find(event, t, doc, observer, journal):
+                if self._allowed(rule, finding, doc, observer, journal):
                     alerts.append(self._alert(rule, finding, now()))
         return alerts
 
@@ -84,12 +86,16 @@ class Ruleset:
         store: StateStore = state if state is not None else DictStore()
         watcher: EngineObserver = observer if observer is not None else CountingObserver()
         alerts: list[FreezeAlert] = []
+        journal = Journal()
         for event in events:
-            alerts.extend(self.evaluate_event(event, store.account(event.account_id, 0), now, watcher))
+            alerts.extend(self.evaluate_event(event, store.account(event.account_id, 0), now, watcher, journal))
+            journal.clear()
         return alerts
 
     @staticmethod
-    def _allowed(rule: CompiledRule, finding: Finding, doc: AccountState, observer: EngineObserver) -> bool:
+    def _allowed(
+        rule: CompiledRule, finding: Finding, doc: AccountState, observer: EngineObserver, journal: Journal
+    ) -> bool:
         """Apply the rule's exceptions, then its suppression period."""
         for exception in rule.exceptions:
             if exception.condition(finding.event) is not None:
@@ -97,18 +103,17 @@ class Ruleset:
                 return False
         if rule.suppress_ms is None:
             return True
-        key = rule.spec.id + "#suppress"
-        last = doc.get(key)
+        last = doc.suppressed.get(rule.spec.id)
         moment = epoch_ms(finding.event_time)
         alert_id = alert_id_for(rule.spec.id, rule.spec.version, finding.event_ids)
-        if last is not None and last["at"] <= moment < last["at"] + rule.suppress_ms:
+        if last is not None and last.at <= moment < last.at + rule.suppress_ms:
             # The very alert that started the period, met again (a record re-processed after
             # a crash), is raised again rather than lost: consumers dedupe on its id.
-            if last["id"] == alert_id:
+            if last.alert_id == alert_id:
                 return True
             observer.suppressed(rule.spec.id)
             return False
-        doc[key] = {"at": moment, "id": alert_id}
+        put(doc.suppressed, rule.spec.id, Suppression(moment, alert_id), journal)
         return True
 
     def _alert(self, rule: CompiledRule, finding: Finding, detected_at: datetime) -> FreezeAlert:

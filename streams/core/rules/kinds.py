@@ -8,8 +8,8 @@
   (optionally by accumulating a field to a fraction of the start's), unless an ``until``
   event comes first.
 
-Stateful rules keep their state in the account's document (see :mod:`streams.core.rules.state`),
-under their rule id, and change it in place. An
+Stateful rules keep their part of the account's state (see :mod:`streams.core.rules.state`)
+and change it in place, writing the inverse of every change to a journal. An
 event older than ``T - late_tolerance``, where ``T`` is the latest time seen for the key
 *among events of the same type* (deposits and withdrawals come from different topics,
 read independently), is *late*: it is still screened by single-event rules but does not
@@ -29,14 +29,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from streams.core.events import EPOCH, Event, format_timestamp
 from streams.core.rules.conditions import Condition, Evidence
 from streams.core.rules.durations import format_duration_ms
 from streams.core.rules.observer import EngineObserver
 from streams.core.rules.schema import RuleSpec
-from streams.core.rules.state import AccountState
+from streams.core.rules.state import (
+    AccountState,
+    Journal,
+    Sequence,
+    Start,
+    Then,
+    Until,
+    Window,
+    advance_mark,
+    drop_front,
+    insert_ordered,
+    older_than,
+    set_entry,
+)
 from streams.core.rules.templates import Summary
 
 
@@ -89,30 +102,29 @@ class CompiledRule:
     def _window_ms(self) -> int:
         return 0
 
-    def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
+    def find(
+        self, event: Event, t: int, doc: AccountState, observer: EngineObserver, journal: Journal
+    ) -> list[Finding]:
         """The findings ``event`` (at epoch milliseconds ``t``) completes for this rule.
 
-        ``doc`` is the state document of the event's account; this rule's part of it is
-        read and changed in place.
+        ``doc`` is the state of the event's account; this rule's part of it is read and
+        changed in place, and the inverse of each change is written to ``journal``.
         """
         raise NotImplementedError
 
-    def _admit(self, current: dict[str, Any], event: Event, t: int, observer: EngineObserver) -> dict[str, Any] | None:
-        """Advance the key's watermark for the event's type, or ``None`` if the event is late."""
+    def _admit(self, marks: dict[str, int], event: Event, t: int, observer: EngineObserver, journal: Journal) -> bool:
+        """Advance the key's watermark for the event's type; False if the event is late."""
         # The latest time per event type: late means older than the tolerance *within its own
         # topic*, as the two topics are read independently (a deposit processed after a later
-        # withdrawal is not late). Inline: this runs for every event of every stateful rule.
-        marks: dict[str, int] | None = current.get("t")
-        if marks is None:
-            marks = current["t"] = {}
+        # withdrawal is not late).
         kind = event.type
         latest = marks.get(kind)
         if latest is None or t > latest:
-            marks[kind] = t
+            advance_mark(marks, kind, t, journal)
         elif t < latest - self.late_tolerance_ms:
             observer.late(self.spec.id)
-            return None
-        return current
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,9 @@ class EventRule(CompiledRule):
 
     condition: Condition
 
-    def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
+    def find(
+        self, event: Event, t: int, doc: AccountState, observer: EngineObserver, journal: Journal
+    ) -> list[Finding]:
         matches = self.condition(event)
         if matches is None:
             return []
@@ -133,31 +147,6 @@ class EventRule(CompiledRule):
 CROSS_TOPIC_SKEW_MS = 24 * 3_600_000
 
 
-def _insert(items: list[list[Any]], entry: list[Any]) -> bool:
-    """Add ``entry`` keeping ``items`` ordered by (time, event id); in-order arrival is O(1).
-
-    An entry for an event already present is not added again (returns False): a record
-    re-processed after a crash must not count twice.
-    """
-    if not items or (items[-1][0], items[-1][1]) < (entry[0], entry[1]):
-        items.append(entry)  # the usual case: events of an account arrive in time order
-        return True
-    position = bisect.bisect_left(items, (entry[0], entry[1]), key=lambda e: (e[0], e[1]))
-    if position < len(items) and items[position][0] == entry[0] and items[position][1] == entry[1]:
-        return False
-    if position == len(items):
-        items.append(entry)
-    else:
-        items.insert(position, entry)
-    return True
-
-
-def _drop_until(items: list[list[Any]], horizon: int) -> None:
-    """Remove the entries older than ``horizon`` from the front of the ordered ``items``."""
-    if items and items[0][0] < horizon:
-        del items[: bisect.bisect_left(items, horizon, key=lambda e: e[0])]
-
-
 @dataclass(frozen=True)
 class CorrelationRule(CompiledRule):
     """An aggregate over a key's events in a sliding event-time window."""
@@ -166,6 +155,7 @@ class CorrelationRule(CompiledRule):
     aggregate: str
     field: str | None
     timespan_ms: int
+    #: The condition on the aggregate; a sum's is on its integer units (10^-18).
     threshold: Callable[[Decimal | int], bool]
     threshold_text: str
     max_state: int
@@ -174,7 +164,9 @@ class CorrelationRule(CompiledRule):
     def _window_ms(self) -> int:
         return self.timespan_ms
 
-    def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
+    def find(
+        self, event: Event, t: int, doc: AccountState, observer: EngineObserver, journal: Journal
+    ) -> list[Finding]:
         matches: Evidence = []
         if self.condition is not None:
             found = self.condition(event)
@@ -184,25 +176,24 @@ class CorrelationRule(CompiledRule):
         value = self._value(event)
         if value is None:
             return []  # nothing to count: e.g. a sum of usd_value over an event without one
-        current = doc.get(self.spec.id)
-        if current is None:
-            current = {"t": {}, "e": []}
-        if self._admit(current, event, t, observer) is None:
+        window = cast(Window, doc.parts.get(self.spec.id) or doc.new_part(self.spec.id, Window, journal))
+        if not self._admit(window.marks, event, t, observer, journal):
             return []
-        marks = current["t"]
-        entries: list[list[Any]] = current["e"]
-        _insert(entries, [t, event.event_id, value])
-        latest = max(marks.values())
+        window.add((t, event.event_id, value), journal)
+        entries = window.entries
+        latest = max(window.marks.values())
         # Entries at or before T - timespan can never be in a window again: windows end
         # at T, which only grows, and late events do not move it.
-        _drop_until(entries, latest - self.timespan_ms + 1)
+        expired = older_than(entries, latest - self.timespan_ms + 1)
+        if expired:
+            window.drop(expired, journal)
         if len(entries) > self.max_state:
             observer.evicted(self.spec.id, len(entries) - self.max_state)
-            del entries[: len(entries) - self.max_state]
-        doc[self.spec.id] = current
-        total = self._aggregate(entries)
-        if not self.threshold(total):
+            window.drop(len(entries) - self.max_state, journal)
+        # A sum is compared in the window's integer units; its Decimal is made only for the finding.
+        if not self.threshold(window.units if self.aggregate == "sum" else window.total(self.aggregate)):
             return []
+        total = window.total(self.aggregate)
         evidence = {
             "matches": matches,
             "window": {
@@ -231,19 +222,6 @@ class CorrelationRule(CompiledRule):
         raw = getattr(event, self.field, None)
         return None if raw is None else [str(raw)]
 
-    def _aggregate(self, entries: list[list[Any]]) -> Decimal | int:
-        # Counts stay ints: they compare with the Decimal threshold exactly, and print alike.
-        if self.aggregate == "event_count":
-            return len(entries)
-        if self.aggregate == "sum":
-            return sum((Decimal(entry[2]) for entry in entries), Decimal(0))
-        if len(entries) == 1:
-            return len(entries[0][2])  # the values of one entry are distinct already
-        distinct: set[str] = set()
-        for entry in entries:
-            distinct.update(entry[2])  # a list of normalised values
-        return len(distinct)
-
 
 @dataclass(frozen=True)
 class SequenceRule(CompiledRule):
@@ -270,7 +248,9 @@ class SequenceRule(CompiledRule):
         """The event types of the steps (each type is read from its own topic)."""
         return frozenset({self.start_type, self.then_type} | ({self.until_type} if self.until_type else set()))
 
-    def find(self, event: Event, t: int, doc: AccountState, observer: EngineObserver) -> list[Finding]:
+    def find(
+        self, event: Event, t: int, doc: AccountState, observer: EngineObserver, journal: Journal
+    ) -> list[Finding]:
         is_start = event.type == self.start_type and self.start(event) is not None
         is_then = event.type == self.then_type and self.then(event) is not None
         is_until = self.until is not None and event.type == self.until_type and self.until(event) is not None
@@ -279,24 +259,20 @@ class SequenceRule(CompiledRule):
             is_start = False  # no value to measure the rest against
         if not (is_start or is_then or is_until):
             return []
-        current = doc.get(self.spec.id)
-        if current is None:
-            current = {"t": {}, "s": [], "n": [], "u": []}
-        if self._admit(current, event, t, observer) is None:
+        sequence = cast(Sequence, doc.parts.get(self.spec.id) or doc.new_part(self.spec.id, Sequence, journal))
+        if not self._admit(sequence.marks, event, t, observer, journal):
             return []
-        marks = current["t"]
-        starts: list[list[Any]] = current["s"]
-        thens: list[list[Any]] = current["n"]
-        untils: list[list[Any]] = current["u"]
+        starts, thens, untils = sequence.starts, sequence.thens, sequence.untils
         if is_start:
-            _insert(starts, [t, event.event_id, base, False])
+            insert_ordered(starts, (t, event.event_id, base, False), journal)
         if is_then:
-            _insert(thens, [t, event.event_id, self._amount(event)])
+            insert_ordered(thens, (t, event.event_id, self._amount(event)), journal)
         if is_until:
-            _insert(untils, [t, event.event_id])
+            insert_ordered(untils, (t, event.event_id), journal)
         # A late start (within tolerance) still needs the thens after it, and a late then the
         # starts up to maxspan before it. The steps come from two topics read independently,
         # so measure from the topic that is furthest behind (within a bounded skew).
+        marks = sequence.marks
         types = self._step_types
         latest = max(marks.values())
         if len(types) > 1 and not types <= marks.keys():
@@ -304,14 +280,38 @@ class SequenceRule(CompiledRule):
         else:
             behind = max(min(marks[kind] for kind in types), latest - CROSS_TOPIC_SKEW_MS)
         horizon = behind - self.maxspan_ms - self.late_tolerance_ms
+        unblocked = False
         for items in (starts, thens, untils):
-            _drop_until(items, horizon)
+            expired = older_than(items, horizon)
+            if expired:
+                drop_front(items, expired, journal)
             if len(items) > self.max_state:
                 observer.evicted(self.spec.id, len(items) - self.max_state)
-                del items[: len(items) - self.max_state]
+                drop_front(items, len(items) - self.max_state, journal)
+                unblocked = unblocked or items is untils
         # Without a "then" step in state no start can complete (the usual case for a deposit).
-        findings = [f for s in starts if not s[3] for f in self._complete(s, thens, untils, event)] if thens else []
-        doc[self.spec.id] = current
+        if not thens or not (is_start or is_then or unblocked):
+            return []
+        # Only this event can have completed a start: a new "then" the starts up to maxspan
+        # before it, a new start itself (an "until" only ever cancels). Every other start was
+        # walked when its own steps arrived, unless the state bound pushed out an "until".
+        if unblocked:
+            first, last = 0, len(starts)
+        elif is_then:
+            first = bisect.bisect_left(starts, t - self.maxspan_ms, key=lambda s: s[0])
+            last = bisect.bisect_right(starts, t, key=lambda s: s[0])
+        else:
+            first = bisect.bisect_left(starts, (t, event.event_id), key=lambda s: (s[0], s[1]))
+            last = first + 1
+        findings: list[Finding] = []
+        for position in range(first, min(last, len(starts))):
+            start = starts[position]
+            if start[3]:
+                continue
+            finding = self._complete(start, thens, untils, event)
+            if finding is not None:
+                set_entry(starts, position, (*start[:3], True), journal)
+                findings.append(finding)
         return findings
 
     def _amount(self, event: Event) -> str | None:
@@ -320,30 +320,35 @@ class SequenceRule(CompiledRule):
         value = getattr(event, self.total)
         return None if value is None else str(value)
 
-    def _complete(
-        self, start: list[Any], thens: list[list[Any]], untils: list[list[Any]], event: Event
-    ) -> list[Finding]:
-        """Walk the steps after ``start`` in event-time order; mark it done if they complete it."""
+    def _complete(self, start: Start, thens: list[Then], untils: list[Until], event: Event) -> Finding | None:
+        """Walk the steps after ``start`` in event-time order: the finding if they complete it."""
         begin, start_id, base, _ = start
         end = begin + self.maxspan_ms
-        steps = [(e[0], e[1], "then", e[2]) for e in thens if begin <= e[0] <= end and e[1] != start_id]
-        steps += [(e[0], e[1], "until", None) for e in untils if begin <= e[0] <= end and e[1] != start_id]
-        steps.sort(key=lambda step: (step[0], step[1]))
+        steps: list[Any] = _between(thens, begin, end)  # (time, event id, value): in step order
+        if untils:
+            blocking = _between(untils, begin, end)
+            if blocking:
+                steps = [(*e, "then") for e in steps] + [(e[0], e[1], None, "until") for e in blocking]
+                steps.sort(key=lambda step: (step[0], step[1]))
+        goal = self.reaches * Decimal(base) if self.total is not None and self.reaches is not None and base else None
         used: list[str] = []
         accumulated = Decimal(0)
         when = begin
-        for when, event_id, role, value in steps:  # noqa: B007 - 'when' is the completion time
-            if role == "until":
-                return []
-            used.append(event_id)
-            if self.total is None or self.reaches is None:
+        for step in steps:
+            if step[1] == start_id:
+                continue
+            if len(step) == 4 and step[3] == "until":
+                return None
+            when = step[0]
+            used.append(step[1])
+            if goal is None:
                 break
-            accumulated += Decimal(value) if value is not None else Decimal(0)
-            if accumulated >= self.reaches * Decimal(base):
+            if step[2] is not None:
+                accumulated += Decimal(step[2])
+            if accumulated >= goal:
                 break
         else:
-            return []
-        start[3] = True
+            return None
         evidence: dict[str, Any] = {
             "matches": [],
             "sequence": {
@@ -359,7 +364,22 @@ class SequenceRule(CompiledRule):
                     "start_value": base,
                     "total": str(accumulated),
                     "reaches": str(self.reaches),
-                    "ratio": str((accumulated / Decimal(base)).quantize(Decimal("0.0001"))) if Decimal(base) else "n/a",
+                    "ratio": _ratio(accumulated, base),
                 }
             )
-        return [Finding(event, [start_id, *used], from_epoch_ms(when), evidence)]
+        return Finding(event, [start_id, *used], from_epoch_ms(when), evidence)
+
+
+def _ratio(total: Decimal, base: str | None) -> str:
+    """``total / base`` to four places, or "n/a" for a zero base."""
+    if base is None or not Decimal(base):
+        return "n/a"
+    return str((total / Decimal(base)).quantize(Decimal("0.0001")))
+
+
+def _between(items: list[Any], begin: int, end: int) -> list[Any]:
+    """The entries of the time-ordered ``items`` with ``begin <= time <= end``."""
+    if not items or items[-1][0] < begin or items[0][0] > end:
+        return []
+    first = bisect.bisect_left(items, begin, key=lambda e: e[0])
+    return items[first : bisect.bisect_right(items, end, key=lambda e: e[0], lo=first)]

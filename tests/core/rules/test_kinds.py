@@ -13,7 +13,7 @@ from streams.core.events import Event, event_from_dict, format_timestamp, wall_c
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.loader import load_ruleset
 from streams.core.rules.observer import CountingObserver
-from streams.core.rules.state import DictStore
+from streams.core.rules.state import DictStore, Window
 from tests.factories import deposit, withdrawal
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -110,8 +110,11 @@ def test_expired_entries_are_dropped_from_state(tmp_path: Path) -> None:
     ruleset = pack(tmp_path, COUNT_RULE)
     state = DictStore()
     ruleset.evaluate([dep(f"e{i}", i * 3) for i in range(100)], state, now=wall_clock)
-    [window] = [value for key, value in state.data.items() if "#suppress" not in key]
-    assert len(window["e"]) == 4  # minutes 288..297: the only ones in (297 - 10, 297]
+    [account] = state.accounts.values()
+    [window] = account.parts.values()
+    assert isinstance(window, Window)
+    assert len(window.entries) == 4  # minutes 288..297: the only ones in (297 - 10, 297]
+    assert window.total("event_count") == 4
 
 
 DISTINCT_RULE = """\
