@@ -215,14 +215,14 @@ def cmd_rescreen(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"sentinel: --since: {exc}") from None
     if args.input:
-        screener.screen_all(rescreen.file_events(Path(args.input)), report)
+        screener.screen_all(rescreen.file_events(Path(args.input)), report, jobs=args.jobs)
     else:
         now = time.time()
         until = rescreen.parse_since(args.until, now) if args.until else rescreen.default_until(new_path, now)
         started = time.perf_counter()
         records = asyncio.run(replay.topic_events(settings, since, until))
         report.seconds += time.perf_counter() - started
-        screener.screen_all(records, report)
+        screener.screen_all(records, report, jobs=args.jobs)
     if args.output:
         Path(args.output).write_bytes(b"".join(a.to_json() + b"\n" for a in report.alerts))
     if not args.input and not args.dry_run:
@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     rescreen.add_argument("--input", help="a JSONL file of typed events instead of the topics")
     rescreen.add_argument("--output", help="also write the alerts found to this JSONL file")
     rescreen.add_argument("--dry-run", action="store_true", help="report, write nothing to the alert topic")
+    rescreen.add_argument(
+        "--jobs", type=_positive, default=1, help="processes to share the accounts over (same output; default 1)"
+    )
     rescreen.set_defaults(func=cmd_rescreen)
 
     backtest = commands.add_parser("backtest", help="screen a JSONL file of events offline")

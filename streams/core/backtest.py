@@ -17,21 +17,19 @@ their alerts are merged back into the one-process order: the output is the same.
 from __future__ import annotations
 
 import heapq
-import multiprocessing
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from streams.core.alerts import FreezeAlert
 from streams.core.events import Clock, line_time_and_account
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.observer import CountingObserver
 from streams.core.screening import Record, Screening
+from streams.core.shards import in_processes, share_of
 
 _UNKNOWN_TIME = datetime.min.replace(tzinfo=UTC)
 
@@ -121,26 +119,6 @@ def _screen(
     return shard
 
 
-#: What a forked worker process reads: set just before the pool forks (never pickled).
-_FORK_INPUT: dict[str, Any] = {}
-
-
-def _screen_forked(share: Sequence[int]) -> _Shard:
-    given = _FORK_INPUT
-    shard_alerts: list[tuple[int, FreezeAlert]] = []
-    shard = _screen(
-        given["lines"],
-        share,
-        given["order"],
-        given["ruleset"],
-        given["source"],
-        given["clock"],
-        lambda position, alert: shard_alerts.append((position, alert)),
-    )
-    shard.alerts = shard_alerts
-    return shard
-
-
 def backtest_lines(
     lines: Sequence[bytes],
     ruleset: Ruleset,
@@ -173,15 +151,15 @@ def backtest_lines(
     else:
         shares: list[list[int]] = [[] for _ in range(jobs)]
         for position, index in enumerate(order):
-            account = keys[index][1]
-            shares[zlib.crc32(account.encode()) % jobs if account is not None else 0].append(position)
-        _FORK_INPUT.update(lines=lines, order=order, ruleset=ruleset, source=source, clock=clock)
-        try:
-            # fork: the children see the lines and the compiled ruleset without pickling them.
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                shards = pool.map(_screen_forked, shares)
-        finally:
-            _FORK_INPUT.clear()
+            shares[share_of(keys[index][1], jobs)].append(position)
+
+        def screen_share(number: int) -> _Shard:
+            found: list[tuple[int, FreezeAlert]] = []
+            shard = _screen(lines, shares[number], order, ruleset, source, clock, lambda p, a: found.append((p, a)))
+            shard.alerts = found
+            return shard
+
+        shards = in_processes(jobs, screen_share)
         for position, alert in heapq.merge(*(shard.alerts for shard in shards), key=lambda item: item[0]):
             take(position, alert)
     for shard in shards:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from streams.core.alerts import alert_id_for
 from streams.core.lists import AddressList, ListEntry, ListInfo
 from streams.core.rescreen import RULE_ID, RULE_VERSION, Rescreener, RescreenReport
@@ -18,10 +20,10 @@ ADDED = AddressList.from_entries(
 )
 
 
-def rescreen(*events: bytes) -> RescreenReport:
+def rescreen(*events: bytes, jobs: int = 1) -> RescreenReport:
     report = RescreenReport()
     records = [Record("file", 0, n, None, line) for n, line in enumerate(events, start=1)]
-    Rescreener(ADDED, clock=lambda: NOW).screen_all(records, report)
+    Rescreener(ADDED, clock=lambda: NOW).screen_all(records, report, jobs=jobs)
     return report
 
 
@@ -49,3 +51,21 @@ def test_a_resent_event_is_found_once_and_bad_lines_are_counted() -> None:
     report = rescreen(hit, hit, b"{not json")
     assert [a.event_ids for a in report.alerts] == [["d1"]]
     assert (report.events, report.invalid) == (3, 1)
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_accounts_shared_over_processes_give_the_one_process_report(jobs: int) -> None:
+    """--jobs: each account's records stay in one process, alerts come back in record order."""
+    events = []
+    for n in range(60):
+        hit = n % 3 == 0
+        events.append(
+            raw(
+                deposit(event_id=f"d{n}", account_id=f"acct-{n % 7}", from_addresses=[DESIGNATED if hit else CLEAN_EVM])
+            )
+        )
+    events += [events[0], events[3], b"{not json", b"[1]"]  # resends stay duplicates: same account, same process
+    one, many = rescreen(*events), rescreen(*events, jobs=jobs)
+    assert (many.events, many.invalid) == (one.events, one.invalid) == (64, 2)
+    assert [a.alert_id for a in many.alerts] == [a.alert_id for a in one.alerts]
+    assert len(one.alerts) == 20
