@@ -58,4 +58,5 @@ def poison_records(good: Mapping[str, Any]) -> list[Poison]:
         Poison("unknown chain", account, with_(chain="dogechain"), "invalid_field"),
         Poison("far in the future", account, with_(timestamp="2999-01-01T00:00:00Z"), "invalid_field"),
         Poison("before the first block", account, with_(timestamp="1999-01-01T00:00:00Z"), "invalid_field"),
+        Poison("a NUL in the event id", account, with_(event_id="dep\u0000x"), "invalid_field"),
     ]

@@ -242,7 +242,11 @@ def parse_event(raw: bytes | None, expected: EventType | None = None, now: datet
     if _has_duplicate_keys(raw, data):
         # JSON parsers keep one of the two silently; which amount was meant is unknowable.
         raise EventError("invalid_json", "an object has the same key twice")
-    event = event_from_dict(data, expected)
+    if b"\\" in raw or b"\x7f" in raw or b"\xc2" in raw:
+        # A control character is in the text only as an escape (\u0000, \n), a raw DEL, or a
+        # raw C1 character (UTF-8 \xc2\x80-\x9f); other events skip the look at every field.
+        _refuse_control_characters(data)
+    event = _validate(data, expected)
     if now is not None and event.epoch_ms > epoch_ms(now) + MAX_FUTURE_MS:
         stamp = data.get("timestamp") if isinstance(data, dict) else None
         raise EventError("invalid_field", f"field 'timestamp': {stamp!r} is more than a day in the future")
@@ -272,8 +276,35 @@ def _count_keys(value: Any) -> int:
     return 0
 
 
+#: The fields whose text reaches alerts, logs and keys.
+_TEXT_FIELDS = (
+    "type", "event_id", "account_id", "chain", "asset", "amount", "usd_value", "timestamp", "tx_hash", "to_address",
+)  # fmt: skip
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _refuse_control_characters(data: Any) -> None:
+    """No ledger value holds a control character: one (a NUL, say) would flow into keys, summaries and logs."""
+    if not isinstance(data, dict):
+        return
+    senders = data.get("from_addresses")
+    named = [(name, data.get(name)) for name in _TEXT_FIELDS]
+    if isinstance(senders, list):
+        named += [(f"from_addresses.{i}", value) for i, value in enumerate(senders)]
+    for name, value in named:
+        found = _CONTROL.search(value) if isinstance(value, str) else None
+        if found is not None:
+            code = f"U+{ord(found.group()):04X}"
+            raise EventError("invalid_field", f"field {name!r}: contains the control character {code}")
+
+
 def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
     """Validate an already-decoded JSON object as an event (see :func:`parse_event`)."""
+    _refuse_control_characters(data)
+    return _validate(data, expected)
+
+
+def _validate(data: Any, expected: EventType | None) -> Event:
     if not isinstance(data, dict):
         raise EventError("invalid_json", f"value is a JSON {type(data).__name__}, expected an object")
     declared = data.get("type")

@@ -57,6 +57,9 @@ def parser_accepts(event: dict[str, Any]) -> bool:
         deposit(event_id=...),
         deposit(timestamp="2026-11-27T06:00:00+02:00"),
         deposit(to_address="has space"),
+        deposit(account_id="a\u0000b"),
+        deposit(from_addresses=["0xab\u001b"]),
+        withdrawal(event_id="w\n1"),
         withdrawal(to_address=...),
     ],
 )

@@ -6,7 +6,15 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from streams.core.events import Deposit, EventError, Withdrawal, format_timestamp, parse_event, to_json_dict
+from streams.core.events import (
+    Deposit,
+    EventError,
+    Withdrawal,
+    event_from_dict,
+    format_timestamp,
+    parse_event,
+    to_json_dict,
+)
 from tests.factories import deposit, raw, withdrawal
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -75,6 +83,15 @@ def test_files_need_a_type_on_every_line() -> None:
         (raw(deposit(memo="x" * 70_000)), "too_large", "bytes"),
         (b'{"type": "deposit", "amount": "1", "amount": "1000000"}', "invalid_json", "same key twice"),
         (b"[" * 5000 + b"]" * 5000, "invalid_json", "not JSON"),
+        (
+            raw(deposit(account_id="acct\u0000x")),
+            "invalid_field",
+            "'account_id': contains the control character U+0000",
+        ),
+        (raw(deposit(event_id="e\n1")), "invalid_field", "'event_id': contains the control character U+000A"),
+        (raw(deposit(asset="ETH\x7f")), "invalid_field", "'asset': contains the control character U+007F"),
+        (raw(deposit(to_address="0xab\u0085")), "invalid_field", "'to_address': contains the control character U+0085"),
+        (raw(deposit(from_addresses=["0xab", "0x\u001b[31m"])), "invalid_field", "'from_addresses.1'"),
     ],
 )
 def test_bad_input_has_a_reason_and_says_what_is_wrong(value: bytes | None, reason: str, words: str) -> None:
@@ -91,6 +108,16 @@ def test_the_future_is_measured_from_the_clock_passed_in() -> None:
         parse_event(later, now=NOW)
     assert parse_event(later, now=NOW + timedelta(days=1)).event_id == "dep-1"
     assert parse_event(later).event_id == "dep-1"  # no clock, no bound (rule test cases, files)
+
+
+def test_text_with_other_escapes_or_non_ascii_is_accepted() -> None:
+    event = parse_event(raw(deposit(asset='£\u00e9"x', event_id="d\\1")), now=NOW)
+    assert (event.asset, event.event_id) == ('£é"x', "d\\1")
+
+
+def test_control_characters_are_refused_in_events_built_from_dicts_too() -> None:
+    with pytest.raises(EventError, match="U\\+0000"):
+        event_from_dict(deposit(account_id="a\x00"))
 
 
 def test_unknown_fields_are_ignored() -> None:

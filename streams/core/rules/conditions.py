@@ -19,7 +19,6 @@ evaluated as code.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -28,6 +27,7 @@ from streams.core.chains import normalise_address
 from streams.core.errors import RuleError
 from streams.core.events import Event
 from streams.core.lists import AddressList
+from streams.core.rules.regex import compile_search
 
 Evidence = list[dict[str, Any]]
 Condition = Callable[[Event], Evidence | None]
@@ -196,10 +196,9 @@ def _string_comparison(name: str, op: str, value: Any, where: tuple[str | int, .
         if not isinstance(value, str):
             raise ConditionError(where, "matches takes a regular expression string")
         try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise ConditionError(where, f"bad regular expression {value!r}: {exc}") from None
-        test: Callable[[str], bool] = lambda x: pattern.search(x) is not None  # noqa: E731
+            test: Callable[[str], bool] = compile_search(value)
+        except ValueError as exc:
+            raise ConditionError(where, f"bad regular expression {value[:80]!r}: {exc}") from None
     elif op in ("in", "not_in"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConditionError(where, f"{op} takes a list of strings")

@@ -111,6 +111,11 @@ def write_pack(tmp_path: Path, condition: str, summary: str = "{amount} {asset}"
         ("{field: chain, eq: ethereum}", deposit(), True),
         ("{field: chain, ne: ethereum}", deposit(), False),
         ("{field: account_id, matches: '^acct-[0-9]+$'}", deposit(), True),
+        ("{field: asset, matches: '(?i)^eth$'}", deposit(), True),
+        # A pattern that takes CPython's backtracking re exponential time (26.8 s at 31
+        # characters; this text would never finish): RE2 answers at once.
+        ("{field: account_id, matches: '^(a+)+$'}", deposit(account_id="a" * 200 + "!"), False),
+        ("{field: account_id, matches: '^(a+)+$'}", deposit(account_id="a" * 200), True),
         ("{field: to_address, eq: '0X2222222222222222222222222222222222222222'}", deposit(), False),
         (
             "{field: to_address, eq: '0x2222222222222222222222222222222222222222'}",
