@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import orjson
@@ -33,7 +33,8 @@ from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
 from streams.shell import clients
 from streams.shell.memory import settle_long_lived
-from tests.bench import latency, soak
+from tests.bench import latency, peer, soak
+from tests.bench.common import HEADER, Result, cpu_of, rss_mb
 from tests.chaos.cluster import Run
 from tests.data import REPO
 from tests.integration.helpers import prepare_topics, project_broker
@@ -41,47 +42,6 @@ from tests.integration.helpers import prepare_topics, project_broker
 OUT = REPO / "bench-results"
 SEED = 11
 ACCOUNTS = 200_000
-
-
-@dataclass
-class Result:
-    name: str
-    events: int
-    seconds: float
-    cpu_seconds: float
-    alerts: int
-    matches_oracle: bool
-    note: str = ""
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
-
-    def row(self) -> str:
-        cpu_per_million = self.cpu_seconds / self.events * 1_000_000 if self.events else 0.0
-        verdict = "ok" if self.matches_oracle else "FAILED (alerts differ from the oracle)"
-        return (
-            f"| {self.name} | {self.events} | {self.seconds:.1f} | {self.rate:,.0f} | {cpu_per_million:,.0f} | "
-            f"{self.alerts} | {verdict} | {self.note} |"
-        )
-
-
-HEADER = (
-    "| run | events | seconds | events/s | CPU s per 1M | alerts | vs oracle | note |\n"
-    "|---|---|---|---|---|---|---|---|"
-)
-
-
-def cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def backtest_cli(path: Path, alerts: Path) -> tuple[Result, set[str]]:
@@ -252,6 +212,11 @@ def main() -> int:
         two, memory["workers_2"] = drain(run, len(lines), oracle, 2)
         results.append(two)
         print(two.row(), flush=True)
+        print("row D: the worker and a Quix Streams app on the same 4 rules...", flush=True)
+        four = peer.peer_rows(run, events_file, work, len(lines))
+        results.extend(four)
+        for result in four:
+            print(result.row(), flush=True)
         drain_rate = one.rate
         for index, load in enumerate((0.1, 0.5, 0.8)):
             rate = load * drain_rate
@@ -272,6 +237,7 @@ def main() -> int:
     for result in results:
         print(result.row())
     print(f"\nA/B = {a.rate / b.rate:.1%}; 2 workers / 1 worker = {two.rate / one.rate:.2f}x")
+    print(f"worker / Quix Streams on the same 4 rules (from process start) = {four[0].rate / four[1].rate:.2f}x")
     print(f"\n## Latency under load ({args.latency_seconds:.0f} s per level, open loop)\n")
     print(latency.HEADER)
     for level in latencies:
