@@ -67,15 +67,8 @@ def _undo_set(items: list[Any], change: tuple[int, Any]) -> None:
     items[change[0]] = change[1]
 
 
-def _undo_mark(marks: dict[str, int], change: tuple[str, int | None]) -> None:
-    kind, old = change
-    if old is None:
-        marks.pop(kind, None)
-    else:
-        marks[kind] = old
-
-
 def _undo_put(mapping: dict[str, Any], change: tuple[str, Any]) -> None:
+    """Put back what ``mapping[key]`` held (nothing, if ``old`` is None)."""
     key, old = change
     if old is None:
         mapping.pop(key, None)
@@ -118,7 +111,7 @@ def older_than(items: list[Any], horizon: int) -> int:
 
 def advance_mark(marks: dict[str, int], kind: str, t: int, journal: Journal) -> None:
     """Set the latest time seen for events of ``kind`` to ``t``."""
-    journal.steps.append((_undo_mark, marks, (kind, marks.get(kind))))
+    journal.steps.append((_undo_put, marks, (kind, marks.get(kind))))
     marks[kind] = t
 
 
@@ -220,8 +213,9 @@ class Window:
         """The window's ``event_count``, ``sum`` or ``distinct_count``.
 
         Counts are ints: they compare with a Decimal threshold exactly and print alike. A
-        sum prints with as many fraction digits as its most precise entry, as a sum of
-        Decimals would.
+        sum is exact and prints with as many fraction digits as its most precise entry, as
+        a sum of Decimals does (which, in the default 28-digit context, rounds sums of
+        more significant digits; this one does not).
         """
         if aggregate == "event_count":
             return len(self.entries)
