@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from tests.chaos.cluster import Run
+from tests.integration.helpers import prepare_topics
 
 
 @dataclass
@@ -46,3 +51,10 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def fresh_group(run: Run, tag: str, **changes: Any) -> None:
+    """Same input topics, a new consumer group, state table and alert topic (and ``changes``)."""
+    update = {"app_id": f"{run.settings.app_id}-{tag}", "alerts_topic": f"{run.settings.alerts_topic}-{tag}"}
+    run.settings = run.settings.model_copy(update=update | changes)
+    asyncio.run(prepare_topics(run.settings))

@@ -10,7 +10,6 @@ every input record, so start-up counts for both (the worker's other rows are tim
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import sys
@@ -20,10 +19,10 @@ from pathlib import Path
 import orjson
 import yaml
 
-from tests.bench.common import Result, cpu_of
+from tests.bench.common import Result, cpu_of, fresh_group
 from tests.chaos.cluster import Run
 from tests.data import REPO
-from tests.integration.helpers import prepare_topics, start_worker
+from tests.integration.helpers import start_worker
 
 FOUR = ("ofac-sanctioned-sender", "ofac-sanctioned-destination", "fan-out", "velocity")
 
@@ -53,18 +52,6 @@ def oracle(events: Path, rules: Path, alerts: Path) -> set[str]:
     return {orjson.loads(line)["alert_id"] for line in alerts.read_bytes().splitlines()}
 
 
-def _fresh(run: Run, tag: str, rules: Path) -> None:
-    run.settings = run.settings.model_copy(
-        update={
-            "app_id": f"{run.settings.app_id}-{tag}",
-            "alerts_topic": f"{run.settings.alerts_topic}-{tag}",
-            "rules": str(rules),
-            "metrics_port": 0,
-        }
-    )
-    asyncio.run(prepare_topics(run.settings))
-
-
 def _wait_drained(run: Run, pid: int, started: float, total: int, deadline_s: float = 1800) -> float:
     while run.lag() != 0:
         if time.perf_counter() - started > deadline_s:
@@ -75,7 +62,7 @@ def _wait_drained(run: Run, pid: int, started: float, total: int, deadline_s: fl
 
 def worker_on_four(run: Run, work: Path, rules: Path, total: int, expected: set[str]) -> Result:
     """The worker (one process) on the four rules, from process start."""
-    _fresh(run, "four", rules)
+    fresh_group(run, "four", rules=str(rules), metrics_port=0)
     started = time.perf_counter()
     worker = start_worker(run.settings, work, "four")
     pid = worker.process.pid
@@ -89,7 +76,7 @@ def worker_on_four(run: Run, work: Path, rules: Path, total: int, expected: set[
 
 def quix_on_four(run: Run, work: Path, rules: Path, total: int, expected: set[str]) -> Result:
     """D: the Quix Streams app on the same four rules, from process start."""
-    _fresh(run, "quix", rules)
+    fresh_group(run, "quix", rules=str(rules), metrics_port=0)
     s = run.settings
     log = (work / "quix.log").open("wb")
     command = [sys.executable, "-m", "tests.bench.quix_app", "--bootstrap", s.kafka_bootstrap_servers]

@@ -34,10 +34,10 @@ from streams.core.synthetic import synthetic_events
 from streams.shell import clients
 from streams.shell.memory import settle_long_lived
 from tests.bench import latency, peer, soak
-from tests.bench.common import HEADER, Result, cpu_of, rss_mb
+from tests.bench.common import HEADER, Result, cpu_of, fresh_group, rss_mb
 from tests.chaos.cluster import Run
 from tests.data import REPO
-from tests.integration.helpers import prepare_topics, project_broker
+from tests.integration.helpers import project_broker
 
 OUT = REPO / "bench-results"
 SEED = 11
@@ -140,14 +140,6 @@ def drain(run: Run, total: int, oracle: set[str], workers: int) -> tuple[Result,
     return Result(name, total, done - ready, cpu, len(ids), ids == oracle, note), memory | {
         "from_start_s": done - spawned
     }
-
-
-def fresh_group(run: Run, tag: str) -> None:
-    """Same input topics, a new consumer group, state table and alert topic."""
-    run.settings = run.settings.model_copy(
-        update={"app_id": f"{run.settings.app_id}-{tag}", "alerts_topic": f"{run.settings.alerts_topic}-{tag}"}
-    )
-    asyncio.run(prepare_topics(run.settings))
 
 
 def list_memory(addresses: int, workdir: Path) -> dict[str, float]:
