@@ -6,10 +6,10 @@ alerts (consumers dedupe on ``alert_id``):
 
 1. **outputs produced** -- the batch's alerts and dead letters are written and the broker
    has acknowledged every one (``acks=all``);
-2. **changelog written** -- the state documents the batch changed are written to the state
+2. **changelog written** -- the account states the batch changed are written to the state
    table's changelog topic and acknowledged; this waits for the batch before it to be
    complete, so an account's changelog records stay in batch order;
-3. **state applied** -- those documents are put in the in-memory table that recovery
+3. **state applied** -- those values are put in the in-memory table that recovery
    would have rebuilt from the changelog;
 4. **offsets acked** -- the input records are acknowledged to the consumer, which commits
    offsets only up to the last contiguously acknowledged record.
@@ -43,7 +43,7 @@ from streams.core.screening import Outcome, Record
 
 log = logging.getLogger(__name__)
 
-#: One durable state change: (input partition, account id, encoded document or ``None`` to delete).
+#: One durable state change: (input partition, account id, encoded state or ``None`` to delete).
 Change = tuple[int, bytes, bytes | None]
 
 
@@ -135,8 +135,8 @@ class CommitPipeline:
     async def submit(self, outcomes: list[Outcome], changes: list[Change]) -> Batch:
         """Start the protocol for a screened batch; return once the batch before it is complete.
 
-        ``changes`` are the state documents as this batch leaves them, already encoded (the
-        next batch changes the live documents).
+        ``changes`` are the account states as this batch leaves them, already encoded (the
+        next batch changes the live ones).
         """
         batch = Batch(outcomes, changes, self.generation)
         previous_task = self._task
