@@ -175,12 +175,7 @@ class Window:
 
     def add(self, entry: WindowEntry, journal: Journal) -> bool:
         """Put ``entry`` in the window (False if its event is there already)."""
-        entries = self.entries
-        last = entries[-1] if entries else None
-        if last is None or last[0] < entry[0] or (last[0] == entry[0] and last[1] < entry[1]):
-            entries.append(entry)  # in order: the usual case, inline as it runs for every event
-            journal.steps.append((_undo_insert, entries, len(entries) - 1))
-        elif insert_ordered(entries, entry, journal) is None:
+        if insert_ordered(self.entries, entry, journal) is None:
             return False
         if entry[2].__class__ is not int:  # an event count needs no more than the entry
             self._count(entry, 1)
