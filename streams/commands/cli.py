@@ -4,7 +4,8 @@
     sentinel topics create                  create the input, alert and dead-letter topics
     sentinel rules check [PATH ...]         validate rule files and print what they define
     sentinel rules test [PATH ...]          run the test cases kept beside each rule
-    sentinel rules publish [DIR ...]        switch every worker to these rules (control topic)
+    sentinel rules publish [DIR ...]        switch every worker to these rules (control topic, signed)
+    sentinel keys generate NAME             an Ed25519 key pair for signing published rules
     sentinel backtest --input F --output A  screen a JSONL file offline with the same engine
     sentinel lists import-ofac SDN.xml.bz2  write rules/lists/ofac-sdn.csv from OFAC's SDN Advanced XML
     sentinel lists diff OLD NEW             addresses added and removed per entity
@@ -27,61 +28,27 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from streams import __version__
-from streams.core.errors import first_problem
+from streams.commands.common import existing_file, positive
+from streams.commands.common import ruleset as load_rules
+from streams.commands.common import settings as settings_from_env
+from streams.commands.control import cmd_keys_generate, cmd_rules_publish
 from streams.core.events import wall_clock
 from streams.core.lists import AddressList
-from streams.core.rules.engine import Ruleset
-from streams.core.rules.loader import load_ruleset
-from streams.core.rules.source import RuleFileError
-from streams.shell.memory import settle_long_lived
-from streams.shell.settings import Settings
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problem = first_problem(exc)
-        raise SystemExit(f"sentinel: bad setting {problem.dotted}: {problem.message}") from None
-
-
-def _positive(text: str) -> int:
-    """A whole number of at least 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1")
-    return value
-
-
-def _existing_file(name: str) -> Path:
-    """``name`` as a path, or a plain error if there is no such file."""
-    path = Path(name)
-    if not path.is_file():
-        raise SystemExit(f"sentinel: {path}: no such file")
-    return path
-
-
-def _ruleset(paths: Sequence[str]) -> Ruleset:
-    try:
-        ruleset = load_ruleset(list(paths))
-        settle_long_lived()
-        return ruleset
-    except RuleFileError as exc:
-        raise SystemExit(f"sentinel: {exc}") from None
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.shell.app import run_worker
     from streams.shell.clients import check_connection
+    from streams.shell.control import control_trust
+    from streams.shell.signing import KeyFileError
 
-    settings = _settings()
-    _ruleset(settings.rule_paths)  # fail fast, with a clear message, before Faust starts
+    settings = settings_from_env()
+    load_rules(settings.rule_paths)  # fail fast, with a clear message, before Faust starts
+    try:
+        control_trust(settings)
+    except KeyFileError as exc:
+        raise SystemExit(f"sentinel: SENTINEL_CONTROL_PUBLIC_KEYS: {exc}") from None
     try:
         # One attempt: a wrong password is a configuration error, not a reason to retry forever.
         asyncio.run(check_connection(settings, tuple(settings.topic_event_types)))
@@ -94,15 +61,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_topics_create(args: argparse.Namespace) -> int:
     from streams.shell.topics import create_topics
 
-    settings = _settings()
+    settings = settings_from_env()
     created = asyncio.run(create_topics(settings, args.replication_factor))
     print(f"created: {', '.join(created)}" if created else "all topics already exist")
     return 0
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    paths = args.paths or _settings().rule_paths
-    ruleset = _ruleset(paths)
+    paths = args.paths or settings_from_env().rule_paths
+    ruleset = load_rules(paths)
     print(
         f"ruleset {ruleset.version}: {len(ruleset.files)} file(s), {len(ruleset.rules)} rule(s), "
         f"{len(ruleset.lists)} list(s)"
@@ -126,7 +93,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 def cmd_rules_test(args: argparse.Namespace) -> int:
     from streams.core.rule_tests import run_rule_tests
 
-    ruleset = _ruleset(args.paths or _settings().rule_paths)
+    ruleset = load_rules(args.paths or settings_from_env().rule_paths)
     results = run_rule_tests(ruleset)
     failed = 0
     for result in results:
@@ -144,26 +111,10 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return 1 if failed or not results else 0
 
 
-def cmd_rules_publish(args: argparse.Namespace) -> int:
-    from streams.shell.reload import make_bundle
-    from streams.shell.topics import publish_bundle
-
-    settings = _settings()
-    paths = args.paths or settings.rule_paths
-    ruleset = _ruleset(paths)  # never publish what would not load
-    try:
-        bundle = make_bundle(paths, source=args.source or ", ".join(paths))
-    except RuleFileError as exc:
-        raise SystemExit(f"sentinel: {exc}") from None
-    asyncio.run(publish_bundle(settings, bundle))
-    print(f"published ruleset {ruleset.version} ({len(bundle)} bytes) to {settings.control_topic}")
-    return 0
-
-
 def cmd_lists_import_ofac(args: argparse.Namespace) -> int:
     from streams.core.ofac import read_sdn_advanced, write_list
 
-    source = _existing_file(args.file)
+    source = existing_file(args.file)
     started = time.perf_counter()
     try:
         report = read_sdn_advanced(source)
@@ -177,7 +128,9 @@ def cmd_lists_import_ofac(args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"wrote {output} in {time.perf_counter() - started:.1f}s")
     if args.publish:
-        return cmd_rules_publish(argparse.Namespace(paths=None, source=f"OFAC SDN {report.issue_date}"))
+        return cmd_rules_publish(
+            argparse.Namespace(paths=None, source=f"OFAC SDN {report.issue_date}", key=args.key, unsigned=False)
+        )
     return 0
 
 
@@ -204,7 +157,7 @@ def cmd_rescreen(args: argparse.Namespace) -> int:
     from streams.core import rescreen
     from streams.shell import replay
 
-    settings = _settings()
+    settings = settings_from_env()
     new_path = Path(args.new)
     added = rescreen.added_between(rescreen.load_sdn_list(Path(args.old)), rescreen.load_sdn_list(new_path))
     print(f"{len(added)} address(es) on {new_path.name} ({added.info.version}) that {args.old} did not have")
@@ -238,7 +191,7 @@ def cmd_rescreen(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.core.backtest import backtest_file
 
-    ruleset = _ruleset(args.rules or _settings().rule_paths)
+    ruleset = load_rules(args.rules or settings_from_env().rule_paths)
     try:
         output = Path(args.output) if args.output else None
         report = backtest_file(Path(args.input), ruleset, output, clock=wall_clock, jobs=args.jobs)
@@ -262,8 +215,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_feed(args: argparse.Namespace) -> int:
     from streams.shell.feed import produce_file
 
-    path = _existing_file(args.file)
-    count = asyncio.run(produce_file(path, _settings(), shift_to_now=args.now, new_ids=args.new_ids))
+    path = existing_file(args.file)
+    count = asyncio.run(produce_file(path, settings_from_env(), shift_to_now=args.now, new_ids=args.new_ids))
     print(f"produced {count} records from {path}")
     return 0
 
@@ -272,7 +225,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from streams.shell.watch import watch
 
     try:
-        asyncio.run(watch(_settings(), from_beginning=args.from_beginning, stop_after=args.seconds))
+        asyncio.run(watch(settings_from_env(), from_beginning=args.from_beginning, stop_after=args.seconds))
     except KeyboardInterrupt:
         pass
     return 0
@@ -305,7 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     publish = rules_sub.add_parser("publish", help="send rule directories to every worker (control topic)")
     publish.add_argument("paths", nargs="*", help="rule directories (default: $SENTINEL_RULES)")
     publish.add_argument("--source", help="a note on where this ruleset comes from (e.g. a git commit)")
+    publish.add_argument("--key", type=Path, help="private key to sign with (default: $SENTINEL_CONTROL_SIGNING_KEY)")
+    publish.add_argument(
+        "--unsigned", action="store_true", help="publish without a signature (workers refuse it unless told not to)"
+    )
     publish.set_defaults(func=cmd_rules_publish)
+
+    keys = commands.add_parser("keys", help="signing keys for the control topic")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    generate_keys = keys_sub.add_parser("generate", help="write a new Ed25519 key pair (NAME.key, NAME.pub)")
+    generate_keys.add_argument("name", help="file name of the pair, e.g. publisher-2026-11")
+    generate_keys.add_argument("--directory", default=".", help="where to write the two files")
+    generate_keys.set_defaults(func=cmd_keys_generate)
 
     lists = commands.add_parser("lists", help="import and compare address lists")
     lists_sub = lists.add_subparsers(dest="lists_command", required=True)
@@ -313,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("file", help="sdn_advanced.xml, .xml.bz2 or .xml.gz")
     importer.add_argument("--output", default="rules/lists/ofac-sdn.csv")
     importer.add_argument("--publish", action="store_true", help="then send the rules to every worker")
+    importer.add_argument(
+        "--key", type=Path, help="with --publish: the signing key (default: $SENTINEL_CONTROL_SIGNING_KEY)"
+    )
     importer.set_defaults(func=cmd_lists_import_ofac)
     differ = lists_sub.add_parser("diff", help="addresses added and removed per entity between two OFAC lists")
     differ.add_argument("old", help="list CSV or SDN Advanced XML")
@@ -328,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     rescreen.add_argument("--output", help="also write the alerts found to this JSONL file")
     rescreen.add_argument("--dry-run", action="store_true", help="report, write nothing to the alert topic")
     rescreen.add_argument(
-        "--jobs", type=_positive, default=1, help="processes to share the accounts over (same output; default 1)"
+        "--jobs", type=positive, default=1, help="processes to share the accounts over (same output; default 1)"
     )
     rescreen.set_defaults(func=cmd_rescreen)
 
@@ -337,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--output", help="where to write alerts as JSONL")
     backtest.add_argument("--rules", action="append", help="rule directory or file (repeatable)")
     backtest.add_argument(
-        "--jobs", type=_positive, default=1, help="processes to share the accounts over (same output; default 1)"
+        "--jobs", type=positive, default=1, help="processes to share the accounts over (same output; default 1)"
     )
     backtest.set_defaults(func=cmd_backtest)
 

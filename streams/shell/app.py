@@ -42,7 +42,7 @@ from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Record, Screening
 from streams.shell import metrics
 from streams.shell.commit import Batch, Change, CommitPipeline
-from streams.shell.control import ControlService
+from streams.shell.control import ControlService, control_trust
 from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
 from streams.shell.memory import settle_long_lived
 from streams.shell.reload import ReloadResult, RulesReloader
@@ -135,6 +135,8 @@ class SentinelApp(BatchDeliveryApp):
             self._install_ruleset,
             on_result=_count_reload,
             bundle_dir=Path(settings.data_dir) / "bundles",
+            trust=control_trust(settings),
+            mark_file=Path(settings.data_dir) / "control-mark.json",
         )
         self._reload_service = ControlService(settings, self.reloader)
         self._web_service = (
@@ -324,7 +326,7 @@ def _headers(raw: Any) -> list[tuple[str, bytes]]:
 
 
 def _count_reload(result: ReloadResult) -> None:
-    metrics.RULES_RELOADS.labels("success" if result.ok else "failure", result.source).inc()
+    metrics.RULES_RELOADS.labels(result.outcome, result.source).inc()
 
 
 def _publish_ruleset(ruleset: Ruleset) -> None:

@@ -2,12 +2,14 @@
 
 What a reload does (load whole or keep the last good ruleset) is :mod:`streams.shell.reload`;
 this service only watches for the triggers while the worker runs, and takes the bundle
-already published on the control topic before the first record is screened.
+already published on the control topic before the first record is screened. Which bundles
+it trusts is :func:`control_trust` (signatures: :mod:`streams.shell.signing`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import Any
 
@@ -17,6 +19,17 @@ from aiokafka import TopicPartition
 from streams.shell import clients
 from streams.shell.reload import BUNDLE_KEY, RulesReloader
 from streams.shell.settings import Settings
+from streams.shell.signing import ControlTrust, load_public_keys
+
+log = logging.getLogger(__name__)
+
+
+def control_trust(settings: Settings) -> ControlTrust:
+    """The keys (and the unsigned-bundle setting) a worker checks control-topic bundles with.
+
+    Raises :class:`streams.shell.signing.KeyFileError` for a missing or unreadable key file.
+    """
+    return ControlTrust(load_public_keys(settings.control_key_paths), settings.control_accept_unsigned)
 
 
 class ControlService(mode.Service):
@@ -33,6 +46,7 @@ class ControlService(mode.Service):
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.reloader.reload_files)
         if settings.control_topic:
+            self._say_what_is_trusted()
             # Take the published bundle, if any, before the first record is screened.
             self._control = clients.consumer(settings)
             await self._control.start()
@@ -48,6 +62,20 @@ class ControlService(mode.Service):
         await asyncio.gather(*self._background, return_exceptions=True)
         if self.settings.control_topic:
             await self._control.stop()
+
+    def _say_what_is_trusted(self) -> None:
+        topic = self.settings.control_topic
+        if self.settings.control_accept_unsigned:
+            log.warning(
+                "ACCEPTING UNSIGNED rule bundles from %s (SENTINEL_CONTROL_ACCEPT_UNSIGNED): anyone who can write"
+                " that topic can replace this worker's rules. For a local demo only.",
+                topic,
+            )
+        elif not self.settings.control_key_paths:
+            log.warning(
+                "no public keys configured (SENTINEL_CONTROL_PUBLIC_KEYS): every bundle on %s will be rejected",
+                topic,
+            )
 
     async def _poll_files(self, interval: float) -> None:
         while True:
@@ -70,18 +98,16 @@ class ControlService(mode.Service):
             return
         partition = TopicPartition(self.settings.control_topic, 0)
         end = (await self._control.end_offsets([partition]))[partition]
-        latest = None
+        bundles: list[bytes] = []
         while await self._control.position(partition) < end:
             for records in (await self._control.getmany(timeout_ms=1000)).values():
-                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), latest)
-        if latest is not None and latest.value:
-            self.reloader.apply_bundle(latest.value)
+                bundles.extend(r.value for r in records if r.key == BUNDLE_KEY and r.value)
+        # Every bundle still on the topic, not just the last: a replayed old one must not win.
+        self.reloader.apply_latest(bundles)
 
     async def _follow_control(self) -> None:
         while not await self._assign_control():
             await asyncio.sleep(5)
         while True:
             for records in (await self._control.getmany(timeout_ms=1000)).values():
-                latest = next((r for r in reversed(records) if r.key == BUNDLE_KEY), None)
-                if latest is not None and latest.value:
-                    self.reloader.apply_bundle(latest.value)
+                self.reloader.apply_latest([r.value for r in records if r.key == BUNDLE_KEY and r.value])

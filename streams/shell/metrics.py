@@ -66,7 +66,8 @@ PRODUCE_RETRIES = Counter(
 RULES_LOADED = Gauge("sentinel_rules_loaded", "Enabled rules in the running ruleset.")
 RULES_RELOADS = Counter(
     "sentinel_rules_reload_total",
-    "Attempts to replace the running ruleset, by result (success, failure) and source (files, signal, control).",
+    "Attempts to replace the running ruleset, by result (success, failure: did not load, rejected: an untrusted"
+    " or replayed control-topic bundle) and source (files, signal, control).",
     ["result", "source"],
 )
 RULESET_LOADED_AT = Gauge(

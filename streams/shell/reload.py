@@ -9,9 +9,16 @@ between two records, so every alert names exactly one ``ruleset_version``.
   seconds) and reloads when any file below them changes.
 - **SIGHUP**: reload the rule directories now.
 - **Control topic** (``sentinel-control``, compacted): ``sentinel rules publish DIR ...``
-  writes a bundle of every file under the given directories; every worker of every group
-  reading that topic switches to it within about a second. Once a worker has a published
-  bundle it runs that bundle, and local file changes are ignored until it restarts.
+  writes a bundle of every file under the given directories, signed (see
+  :mod:`streams.shell.signing`); every worker of every group reading that topic switches to
+  it within about a second. Once a worker has a published bundle it runs that bundle, and
+  local file changes are ignored until it restarts.
+
+A bundle from the topic is applied only if the worker's keys verify it (or it accepts
+unsigned bundles) and it is newer than the bundle it runs: a replayed older bundle, which
+might lack a rule or a list entry added since, is rejected and counted with
+``result="rejected"``. The publication time of the last bundle applied is kept in the
+worker's data directory, so a restarted worker refuses the same replay.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import orjson
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.loader import load_ruleset
 from streams.core.rules.source import RuleFileError
+from streams.shell.signing import RULESET_BUNDLE, ControlRejectedError, ControlTrust
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,23 @@ class ReloadResult:
     source: str
     version: str | None = None
     error: str | None = None
+    #: Refused before loading: unsigned, wrongly signed or older than the running bundle.
+    rejected: bool = False
+
+    @property
+    def outcome(self) -> str:
+        """``success``, ``failure`` (did not load) or ``rejected`` (not trusted), as metrics label it."""
+        return "rejected" if self.rejected else "success" if self.ok else "failure"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A control-topic bundle whose signature checked out."""
+
+    payload: bytes
+    published_at: float
+    digest: str
+    signer: str | None
 
 
 class RulesReloader:
@@ -115,12 +140,18 @@ class RulesReloader:
         *,
         on_result: Callable[[ReloadResult], None] | None = None,
         bundle_dir: Path | None = None,
+        trust: ControlTrust | None = None,
+        mark_file: Path | None = None,
     ) -> None:
         self.paths = list(paths)
         self._install = install
         self._on_result = on_result
         self._bundle_dir = bundle_dir or Path(os.environ.get("TMPDIR", "/tmp")) / "sentinel-bundles"  # noqa: S108
         self._signature = files_signature(self.paths)
+        self._trust = trust or ControlTrust()
+        self._mark_file = mark_file
+        #: (publication time, digest) of the newest bundle applied: nothing older is accepted.
+        self._mark: tuple[float, str] | None = _read_mark(mark_file)
         self.from_control_topic = False
 
     def _attempt(self, paths: Sequence[str | Path], source: str) -> ReloadResult:
@@ -159,10 +190,30 @@ class RulesReloader:
             return None
         return self._attempt(self.paths, "signal")
 
-    def apply_bundle(self, bundle: bytes) -> ReloadResult:
-        """Switch to a bundle read from the control topic."""
+    def apply_latest(self, records: Sequence[bytes]) -> ReloadResult | None:
+        """Switch to the newest trusted bundle among control-topic records; ``None`` if none is.
+
+        Each untrusted record is rejected (logged, counted); of the trusted ones only the newest
+        is loaded, so catching up on a topic not yet compacted loads one ruleset, not each.
+        """
+        candidates: list[_Candidate] = []
+        for record in records:
+            try:
+                candidates.append(self._open(record))
+            except ControlRejectedError as exc:
+                self._reject(str(exc))
+        if not candidates:
+            return None
+        newest = max(reversed(candidates), key=lambda c: c.published_at)  # a tie: the later record
+        if self._mark is not None:
+            published_at, digest = self._mark
+            if newest.published_at < published_at or (newest.published_at == published_at and newest.digest != digest):
+                return self._reject(
+                    f"published at {newest.published_at:.6f}, not after the bundle this worker applied"
+                    f" (published at {published_at:.6f}): a replay is refused"
+                )
         try:
-            directories = unpack_bundle(bundle, self._bundle_dir)
+            directories = unpack_bundle(newest.payload, self._bundle_dir)
         except (RuleFileError, ValueError, KeyError, OSError) as exc:
             result = ReloadResult(False, "control", error=f"unreadable bundle: {exc}")
             log.error("rules bundle from the control topic is unreadable: %s", exc)
@@ -172,4 +223,51 @@ class RulesReloader:
         result = self._attempt(directories, "control")
         if result.ok:
             self.from_control_topic = True
+            self._mark = (newest.published_at, newest.digest)
+            _write_mark(self._mark_file, self._mark)
+            log.info("the bundle was signed by key %s", newest.signer or "(none: unsigned bundles are accepted)")
         return result
+
+    def _open(self, record: bytes) -> _Candidate:
+        payload, signer = self._trust.open(record, RULESET_BUNDLE)
+        try:
+            published_at = orjson.loads(payload)["published_at"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            raise ControlRejectedError("not a rules bundle (no publication time)") from None
+        if not isinstance(published_at, int | float) or isinstance(published_at, bool):
+            raise ControlRejectedError("not a rules bundle (publication time is not a number)")
+        return _Candidate(payload, float(published_at), hashlib.sha256(payload).hexdigest(), signer)
+
+    def _reject(self, reason: str) -> ReloadResult:
+        log.error("rules bundle from the control topic rejected, keeping the running ruleset: %s", reason)
+        result = ReloadResult(False, "control", error=reason, rejected=True)
+        if self._on_result is not None:
+            self._on_result(result)
+        return result
+
+
+_MARK_FORMAT = "sentinel-control-mark"
+
+
+def _read_mark(path: Path | None) -> tuple[float, str] | None:
+    """The newest bundle a worker applied before it restarted, if it left a readable note of it."""
+    if path is None or not path.exists():
+        return None
+    try:
+        data = orjson.loads(path.read_bytes())
+        if data.get("format") != _MARK_FORMAT or data.get("version") != 1:
+            raise ValueError(f"format {data.get('format')!r} version {data.get('version')!r}")
+        return float(data["published_at"]), str(data["digest"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("ignoring %s (%s): any signed bundle on the control topic will be accepted", path, exc)
+        return None
+
+
+def _write_mark(path: Path | None, mark: tuple[float, str]) -> None:
+    if path is None:
+        return
+    note = {"format": _MARK_FORMAT, "version": 1, "published_at": mark[0], "digest": mark[1]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(orjson.dumps(note))
+    temporary.replace(path)  # never a half-written note

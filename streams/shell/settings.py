@@ -32,6 +32,21 @@ class Settings(BaseSettings):
     control_topic: str = Field(
         "sentinel-control", description="Compacted topic of published rule bundles; empty turns it off."
     )
+    control_public_keys: str = Field(
+        "",
+        description=(
+            f"Ed25519 public key files (PEM) or directories of *.pub files, separated by {os.pathsep!r}:"
+            " a bundle on the control topic is applied only if one of them verifies its signature."
+        ),
+    )
+    control_accept_unsigned: bool = Field(
+        False,
+        description="Also apply unsigned bundles from the control topic: anyone who can write it changes the rules."
+        " For a local demo only.",
+    )
+    control_signing_key: Path | None = Field(
+        default=None, description="Ed25519 private key file (PEM) that `sentinel rules publish` signs with."
+    )
     reload_interval: float = Field(2.0, ge=0, description="Seconds between looks at the rule files; 0 turns it off.")
     topic_partitions: int = Field(
         4, ge=1, description="Partitions of the topics and the state table; inputs must have this many."
@@ -106,6 +121,11 @@ class Settings(BaseSettings):
     def bootstrap_list(self) -> list[str]:
         """The bootstrap servers as a list."""
         return self.kafka_bootstrap_servers.split(",")
+
+    @property
+    def control_key_paths(self) -> list[str]:
+        """The public key files or directories for the control topic, in order."""
+        return [p for p in self.control_public_keys.split(os.pathsep) if p]
 
     @property
     def rule_paths(self) -> list[str]:

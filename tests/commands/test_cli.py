@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,11 @@ from tests.data import REPO
 from tests.factories import RONIN_EXPLOITER, deposit, raw
 
 
-def sentinel(*args: str) -> subprocess.CompletedProcess[str]:
+def sentinel(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "streams.commands.cli", *args],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -36,6 +38,28 @@ def test_rules_check_fails_with_file_and_line(tmp_path: Path) -> None:
     result = sentinel("rules", "check", str(tmp_path))
     assert result.returncode != 0
     assert f"{tmp_path / 'bad.yaml'}:4:5: rule 'x': unknown key 'nme'" in result.stderr
+
+
+def test_keys_generate_writes_a_pair_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
+    result = sentinel("keys", "generate", "publisher", "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "publisher.key").exists() and (tmp_path / "publisher.pub").exists()
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    again = sentinel("keys", "generate", "publisher", "--directory", str(tmp_path))
+    assert again.returncode != 0 and "refusing to overwrite a key" in again.stderr
+
+
+def test_rules_publish_with_a_bad_key_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "wrong.key").write_text("-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n")
+    result = sentinel("rules", "publish", "rules", "--key", str(tmp_path / "wrong.key"))
+    assert result.returncode != 0
+    assert f"{tmp_path / 'wrong.key'}: not a readable private key" in result.stderr
+
+
+def test_a_worker_with_a_missing_public_key_stops_with_a_clear_error(tmp_path: Path) -> None:
+    result = sentinel("worker", env={**os.environ, "SENTINEL_CONTROL_PUBLIC_KEYS": str(tmp_path / "absent.pub")})
+    assert result.returncode != 0
+    assert f"SENTINEL_CONTROL_PUBLIC_KEYS: {tmp_path / 'absent.pub'}: not a readable public key" in result.stderr
 
 
 def test_rules_test_passes_on_the_shipped_pack() -> None:

@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import pytest
 from streams.core.rules.loader import load_ruleset
 from streams.shell.reload import make_bundle
 from streams.shell.settings import Settings
+from streams.shell.signing import RULESET_BUNDLE, generate_key_pair, load_private_key, sign
 from streams.shell.topics import publish_bundle
 from tests.factories import deposit, raw
 from tests.integration.helpers import (
@@ -29,6 +32,7 @@ from tests.integration.helpers import (
     isolated_settings,
     prepare_topics,
     produce,
+    settings_env,
     start_worker,
 )
 
@@ -79,14 +83,17 @@ def wait_for(condition, what: str, timeout: float = 30.0) -> None:  # type: igno
 
 
 class Fleet:
-    def __init__(self, settings: Settings, workers: list[WorkerProcess], site: Path) -> None:
+    def __init__(self, settings: Settings, workers: list[WorkerProcess], site: Path, keys: Path) -> None:
         self.settings = settings
         self.workers = workers
         self.site = site
+        self.keys = keys
         self.sent = 0
 
-    def publish(self, bundle: bytes) -> None:
-        asyncio.run(publish_bundle(self.settings, bundle))
+    def publish(self, bundle: bytes, key: str | None = "publisher") -> None:
+        """Publish ``bundle`` signed with one of the fleet's keys (``None``: unsigned)."""
+        record = bundle if key is None else sign(bundle, RULESET_BUNDLE, load_private_key(self.keys / f"{key}.key"))
+        asyncio.run(publish_bundle(self.settings, record))
 
     def deposits_from(self, address: str, accounts: int = 8) -> set[str]:
         """Deposits from ``address`` into accounts spread over every partition; their event ids."""
@@ -134,14 +141,21 @@ def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     site = workdir / "site"
     site.mkdir()
     write_site(site, [], "v0")
+    keys = workdir / "keys"
+    generate_key_pair(keys, "publisher")
+    generate_key_pair(keys, "stranger")  # a key the workers were not given
     settings = isolated_settings(
-        kafka_bootstrap, uuid.uuid4().hex[:8], rules=f"{rules}{os.pathsep}{site}", reload_interval=0.0
+        kafka_bootstrap,
+        uuid.uuid4().hex[:8],
+        rules=f"{rules}{os.pathsep}{site}",
+        reload_interval=0.0,
+        control_public_keys=str(keys / "publisher.pub"),
     )
     asyncio.run(prepare_topics(settings))
     workers = [
         start_worker(settings.model_copy(update={"metrics_port": free_port()}), workdir, f"w{n}") for n in (1, 2)
     ]
-    fleet = Fleet(settings, workers, site)
+    fleet = Fleet(settings, workers, site, keys)
     yield fleet
     for worker in workers:
         assert worker.stop() == 0, worker.log()[-3000:]
@@ -194,6 +208,47 @@ def test_a_broken_ruleset_keeps_the_last_good_one(fleet: Fleet, damage) -> None:
     ids = fleet.deposits_from(WATCHED)
     alerts = [a for a in fleet.alerts_for(ids, expected=len(ids)) if a["rule_id"] == "site-watch-sender"]
     assert {a["ruleset_version"] for a in alerts} == {good} and len(alerts) == len(ids)
+
+
+def test_untrusted_and_replayed_bundles_are_rejected_while_the_running_pack_keeps_alerting(fleet: Fleet) -> None:
+    write_site(fleet.site, [WATCHED], "v4-old")
+    replayable = make_bundle(fleet.settings.rule_paths, source="v4-old")  # published below, then replayed
+    fleet.publish(replayable)
+    good = publish_site(fleet, [WATCHED], "v4")
+    # An attacker's pack: the watch list emptied, published three ways.
+    write_site(fleet.site, [], "v4-evil")
+    evil = make_bundle(fleet.settings.rule_paths, source="evil")
+    attempts = [(evil, None), (evil, "stranger"), (replayable, "publisher")]
+    for number, (bundle, key) in enumerate(attempts, start=1):
+        rejected = [reload_count(w, "rejected", "control") for w in fleet.workers]
+        fleet.publish(bundle, key=key)
+        for worker, before in zip(fleet.workers, rejected, strict=True):
+            wait_for(lambda w=worker, b=before: reload_count(w, "rejected", "control") > b, f"attempt {number}")
+            assert running_version(worker) == good
+    for worker in fleet.workers:
+        log = worker.log()
+        assert "rejected, keeping the running ruleset: unsigned" in log
+        assert "rejected, keeping the running ruleset: signed by an unknown key" in log
+        assert "a replay is refused" in log
+        assert "PRIVATE KEY" not in log
+    ids = fleet.deposits_from(WATCHED)
+    alerts = [a for a in fleet.alerts_for(ids, expected=len(ids)) if a["rule_id"] == "site-watch-sender"]
+    assert {a["ruleset_version"] for a in alerts} == {good} and {a["event_ids"][0] for a in alerts} == ids
+
+
+def test_the_publish_command_signs_and_every_worker_switches(fleet: Fleet, tmp_path: Path) -> None:
+    write_site(fleet.site, [WATCHED], "v5-cli")
+    expected = load_ruleset(fleet.settings.rule_paths).version
+    env = settings_env(fleet.settings, tmp_path)
+    command = [sys.executable, "-m", "streams.commands.cli", "rules", "publish", "--source", "cli test"]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert refused.returncode != 0 and "no signing key: set SENTINEL_CONTROL_SIGNING_KEY" in refused.stderr
+    env["SENTINEL_CONTROL_SIGNING_KEY"] = str(fleet.keys / "publisher.key")
+    published = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert published.returncode == 0, published.stderr
+    assert f"published ruleset {expected}" in published.stdout and "signed by key" in published.stdout
+    for worker in fleet.workers:
+        wait_for(lambda w=worker: running_version(w) == expected, f"{worker.log_path.name} to run {expected}")
 
 
 def test_file_changes_and_sighup_reload_a_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
