@@ -339,7 +339,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The worker logs its progress; the other commands print only their results and problems.
     level = logging.INFO if args.command == "worker" else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except RuntimeError as exc:  # aiokafka's errors are RuntimeErrors; imported only when one happens
+        from aiokafka.errors import KafkaError
+
+        from streams.shell.clients import explain_refusal
+
+        if not isinstance(exc, KafkaError):
+            raise
+        # A refusal (ACLs, TLS, an unreachable cluster) is a plain message, not a traceback.
+        raise SystemExit(f"sentinel: {asyncio.run(explain_refusal(settings_from_env(), exc))}") from None
 
 
 if __name__ == "__main__":

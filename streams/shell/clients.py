@@ -16,10 +16,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from streams.shell.security import client_options
+from streams.shell.security import client_options, tls_problem
 from streams.shell.settings import Settings
 
 
@@ -123,6 +123,23 @@ async def read_range(
     return out
 
 
+async def explain_refusal(settings: Settings, exc: KafkaError) -> str:
+    """One plain sentence for a Kafka error a command cannot go on from: who we are, and why."""
+    who = f" as {settings.sasl_username!r} ({settings.sasl_mechanism})" if settings.sasl_username else ""
+    where = f"{settings.kafka_bootstrap_servers} over {settings.security_protocol}{who}"
+    name = type(exc).__name__
+    if "AuthorizationFailed" in name:
+        return (
+            f"the cluster at {where} refused: {name}: {exc}. This principal lacks an ACL for it"
+            " (docs/operations.md, 'Who may do what')"
+        )
+    if isinstance(exc, KafkaConnectionError):
+        tls = await tls_problem(settings)
+        if tls is not None:
+            return f"cannot connect to {where}: {tls}"
+    return f"cannot connect to {where}: {name}: {exc}"
+
+
 async def check_connection(settings: Settings, topics: tuple[str, ...] = (), wait: float = 30.0) -> None:
     """Connect once and fail with a plain message (not a retry loop) if the cluster refuses us.
 
@@ -152,10 +169,6 @@ async def check_connection(settings: Settings, topics: tuple[str, ...] = (), wai
                 raise ConnectionError(f"topic(s) {missing} not found on the cluster (run: sentinel topics create)")
             await asyncio.sleep(0.2)
     except KafkaError as exc:
-        who = f" as {settings.sasl_username!r} ({settings.sasl_mechanism})" if settings.sasl_username else ""
-        raise ConnectionError(
-            f"cannot connect to {settings.kafka_bootstrap_servers} over {settings.security_protocol}{who}: "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
+        raise ConnectionError(await explain_refusal(settings, exc)) from None
     finally:
         await admin.close()

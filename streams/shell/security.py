@@ -7,6 +7,7 @@ the settings model keeps them as ``SecretStr`` and errors name the user, not the
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -54,4 +55,31 @@ def faust_credentials(settings: Settings) -> Any:
         )
     if context is not None:
         return faust.SSLCredentials(context)
+    return None
+
+
+async def tls_problem(settings: Settings, timeout: float = 10.0) -> str | None:
+    """Why a TLS handshake with the first bootstrap server fails, in words; ``None`` if it succeeds.
+
+    The Kafka client reports a refused certificate only as "unable to bootstrap" (the
+    reason goes to its log); this repeats the handshake alone to name the cause.
+    """
+    context = ssl_context(settings)
+    if context is None:
+        return None
+    host, _, port = settings.bootstrap_list[0].rpartition(":")
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, int(port), ssl=context, server_hostname=host), timeout
+        )
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"the broker's TLS certificate is not trusted ({exc.verify_message}); "
+            f"check SENTINEL_SSL_CAFILE ({settings.ssl_cafile or 'the system CAs'})"
+        )
+    except ssl.SSLError as exc:
+        return f"the TLS handshake failed ({exc.reason or exc})"
+    except (OSError, TimeoutError):
+        return None  # not a TLS problem: the caller's own error says what happened
+    writer.close()
     return None

@@ -1,14 +1,14 @@
-"""SASL on a real broker: SCRAM-SHA-512 and PLAIN work, a wrong password fails once and clearly."""
+"""SASL on a real broker: SCRAM-SHA-512 and PLAIN work, a wrong password fails once and clearly.
+
+ACLs and TLS on the same broker: tests/integration/test_acls.py and test_tls.py."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -17,36 +17,12 @@ import pytest
 from streams.shell.clients import check_connection
 from streams.shell.settings import Settings
 from tests.factories import RONIN_EXPLOITER, deposit, raw
+from tests.integration.conftest import ADMIN_PASSWORD, SecureBroker
 from tests.integration.helpers import REPO, collect, isolated_settings, produce, settings_env, start_worker
 
 pytestmark = pytest.mark.kafka
 
-BROKER = REPO / "deploy" / "kafka" / "broker.sh"
-PASSWORD = "sentinel-secret"
-
-
-@pytest.fixture(scope="module")
-def sasl_broker() -> Iterator[tuple[str, str, Path]]:
-    """(plaintext bootstrap, SASL bootstrap, broker log) of a broker with a SASL listener."""
-    home = REPO / ".local" / "kafka-sasl"
-    env = {
-        **os.environ,
-        "SENTINEL_KAFKA_HOME": str(home),
-        "SENTINEL_KAFKA_SASL": "1",
-        "SENTINEL_KAFKA_SASL_PASSWORD": PASSWORD,
-    }
-    subprocess.run([str(BROKER), "reset"], env=env, check=True, capture_output=True, timeout=120)
-    started = subprocess.run([str(BROKER), "start"], env=env, capture_output=True, text=True, timeout=300)
-    if started.returncode != 0:
-        pytest.fail(f"could not start the SASL broker:\n{started.stdout}\n{started.stderr}")
-    plain = started.stdout.strip().splitlines()[-1]
-    sasl = subprocess.run(
-        [str(BROKER), "bootstrap-sasl"], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    try:
-        yield plain, sasl, home / "logs" / "server.out"
-    finally:
-        subprocess.run([str(BROKER), "stop"], env=env, check=False, timeout=120)
+PASSWORD = ADMIN_PASSWORD
 
 
 def sasl_settings(plain: str, sasl: str, tmp_path: Path, mechanism: str, password: str) -> Settings:
@@ -64,8 +40,8 @@ def sasl_settings(plain: str, sasl: str, tmp_path: Path, mechanism: str, passwor
     )
 
 
-def test_worker_screens_over_scram(sasl_broker: tuple[str, str, Path], tmp_path: Path) -> None:
-    plain, sasl, _ = sasl_broker
+def test_worker_screens_over_scram(secure_broker: SecureBroker, tmp_path: Path) -> None:
+    plain, sasl = secure_broker.plain, secure_broker.sasl
     settings = sasl_settings(plain, sasl, tmp_path, "SCRAM-SHA-512", PASSWORD)
     from streams.shell.topics import create_topics
 
@@ -81,14 +57,14 @@ def test_worker_screens_over_scram(sasl_broker: tuple[str, str, Path], tmp_path:
         assert worker.stop() == 0, worker.log()[-3000:]
 
 
-def test_plain_mechanism_connects(sasl_broker: tuple[str, str, Path], tmp_path: Path) -> None:
-    plain, sasl, _ = sasl_broker
+def test_plain_mechanism_connects(secure_broker: SecureBroker, tmp_path: Path) -> None:
+    plain, sasl = secure_broker.plain, secure_broker.sasl
     asyncio.run(check_connection(sasl_settings(plain, sasl, tmp_path, "PLAIN", PASSWORD)))
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "PLAIN"])
-def test_wrong_password_is_one_clear_error(sasl_broker: tuple[str, str, Path], tmp_path: Path, mechanism: str) -> None:
-    plain, sasl, broker_log = sasl_broker
+def test_wrong_password_is_one_clear_error(secure_broker: SecureBroker, tmp_path: Path, mechanism: str) -> None:
+    plain, sasl, broker_log = secure_broker.plain, secure_broker.sasl, secure_broker.log
     settings = sasl_settings(plain, sasl, tmp_path, mechanism, "not-the-password")
     failures_before = broker_log.read_text(errors="replace").count("Failed authentication")
     started = time.monotonic()
