@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test unit chaos bench soak lint typecheck broker-start broker-stop broker-status clean
+.PHONY: help install run test unit chaos bench soak memory-soak lint typecheck broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,7 +37,10 @@ bench: install ## Worker vs ideal aiokafka loop vs engine alone vs a Quix Stream
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m tests.bench.run $(if $(EVENTS),--events $(EVENTS),) $(if $(SOAK_EVENTS),--soak-events $(SOAK_EVENTS),) $(if $(SOAK_ACCOUNTS),--soak-accounts $(SOAK_ACCOUNTS),)
 
-soak: install ## Memory soak alone: worker RSS with and without the state sweep (2M events, 1M accounts, 3 days; SOAK_EVENTS/SOAK_ACCOUNTS to scale)
+soak: install ## Long fault soak: 20 min of input at half the drain rate under mixed faults (kill -9, restarts, rebalance, broker kill, produce refusals), scored against backtest (MINUTES, SEED to change)
+	$(BIN)/python -m tests.chaos.soak $(if $(MINUTES),--minutes $(MINUTES),) $(if $(SEED),--seed $(SEED),)
+
+memory-soak: install ## Memory soak alone: worker RSS with and without the state sweep (2M events, 1M accounts, 3 days; SOAK_EVENTS/SOAK_ACCOUNTS to scale)
 	$(BIN)/python -m tests.bench.soak $(if $(SOAK_EVENTS),--events $(SOAK_EVENTS),) $(if $(SOAK_ACCOUNTS),--accounts $(SOAK_ACCOUNTS),)
 
 lint: install ## ruff lint and format check

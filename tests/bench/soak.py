@@ -8,7 +8,7 @@ own: with the state sweep (every 5 s) and without it. RSS is sampled after every
 against the number of events committed; the table compares the mean RSS over the middle third of the input with
 the last third (the target: the last within 10% of the middle one with the sweep on), and
 both runs' alerts are checked against the offline oracle. ``make bench`` runs it at the end;
-``make soak`` runs it alone.
+``make memory-soak`` runs it alone.
 """
 
 from __future__ import annotations
