@@ -4,6 +4,14 @@ An idempotent producer with ``acks=all``: the broker de-duplicates its own retri
 the caller learns a record is safe only once every in-sync replica has it. A failed
 send is retried with back-off for as long as it takes, because giving up would either
 lose an alert or let the input offset be committed past a record that produced nothing.
+
+One failure is not cured by waiting: after the broker refused a batch (a record over the
+topic's ``max.message.bytes``, say), aiokafka's idempotent producer keeps the sequence
+numbers it gave that batch, and the broker then refuses every later batch for the same
+partition with ``OutOfOrderSequenceNumber``, for ever (aio-libs/aiokafka#1017; the Java
+client bumps its producer epoch instead). On such an error the sink replaces its producer
+with a new one (a new producer id, sequences from zero) and sends again; the soak found it
+(docs/guarantees.md, "Long fault soak").
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from streams.core.alerts import FreezeAlert
 from streams.core.screening import DeadLetter, Outcome
@@ -24,6 +32,9 @@ from streams.shell.commit import Change
 from streams.shell.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Errors after which an idempotent producer never succeeds again: only a new producer helps.
+_PRODUCER_SESSION_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 #: Largest value copied whole into a dead letter (the broker's default limit is 1 MiB).
 MAX_DEAD_LETTER_VALUE = 900_000
@@ -42,10 +53,16 @@ class AlertSink:
         #: True while a produce is failing and being retried (input is held back on purpose).
         self.retrying = False
         self._producer: AIOKafkaProducer | None = None
+        #: How many times the producer was replaced after its session broke (see the module doc).
+        self.renewals = 0
+        self._renewing = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect to the cluster (the producer must be created inside the event loop)."""
-        self._producer = clients.producer(
+        self._producer = await self._new_producer()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
+        producer = clients.producer(
             self._settings,
             linger_ms=0,
             # A dead letter carries the original value; allow up to the broker's default limit.
@@ -54,7 +71,22 @@ class AlertSink:
             max_batch_size=512 * 1024,
             client_id="deposit-sentinel-alerts",
         )
-        await self._producer.start()
+        await producer.start()
+        return producer
+
+    async def _renew(self, broken: AIOKafkaProducer) -> None:
+        """Replace ``broken`` by a new producer, once however many sends saw it fail."""
+        async with self._renewing:
+            if id(self._producer) != id(broken):  # (not `is`: mypy would narrow `broken` to Optional)
+                return  # another send already replaced it
+            self._producer = await self._new_producer()
+            self.renewals += 1
+            log.warning("the alert producer's idempotence session broke; replaced it with a new producer")
+        try:
+            # Its stuck batches are abandoned: every record in them is sent again by its caller.
+            await asyncio.wait_for(broken.stop(), 10)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("stopping the replaced producer: %s", exc)
 
     async def stop(self) -> None:
         """Flush and disconnect."""
@@ -157,17 +189,20 @@ class AlertSink:
         headers: list[tuple[str, bytes]],
         partition: int | None = None,
     ) -> None:
-        if self._producer is None:
-            raise RuntimeError("AlertSink.emit called before start")
         backoff = 0.1
         while True:
+            producer = self._producer
+            if producer is None:
+                raise RuntimeError("AlertSink.emit called before start")
             try:
-                await self._producer.send_and_wait(topic, value=value, key=key, headers=headers, partition=partition)
+                await producer.send_and_wait(topic, value=value, key=key, headers=headers, partition=partition)
                 self.retrying = False
                 return
             except KafkaError as exc:
                 self.retrying = True
                 metrics.PRODUCE_RETRIES.labels(topic).inc()
+                if isinstance(exc, _PRODUCER_SESSION_BROKEN):
+                    await self._renew(producer)
                 log.error("producing to %s failed (%s); retrying in %.1fs", topic, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
