@@ -77,6 +77,14 @@ class _SinkService(mode.Service):
         await self.sentinel.sink.stop()
 
 
+#: Compaction cleans closed segments only. With Kafka's default 1 GiB segments a busy
+#: changelog is never compacted, and a worker that restarts or takes a partition over
+#: reads every state write since the topic began: the fault soak measured 1.3 GB after
+#: six minutes at 1,250 events/s, and a restarted worker not ready after four minutes.
+#: Segments of 16 MiB (or ten minutes) keep what recovery reads near the live state.
+CHANGELOG_TOPIC_CONFIGS = {"segment.bytes": str(16 * 1024 * 1024), "segment.ms": str(10 * 60 * 1000)}
+
+
 class SentinelApp(BatchDeliveryApp):
     """The Faust app, holding the running ruleset, the alert producer and the commit pipeline."""
 
@@ -115,6 +123,7 @@ class SentinelApp(BatchDeliveryApp):
             value_type=bytes,
             partitions=settings.topic_partitions,
             help="Per-account state of stateful rules (versioned header + JSON, see streams.shell.state_table).",
+            extra_topic_configs=CHANGELOG_TOPIC_CONFIGS,
         )
         # The bytes inside the table's in-memory store: Faust fills them on recovery; the
         # commit pipeline writes them, and the changelog, itself (see streams.shell.commit).

@@ -123,8 +123,11 @@ async def read_range(
     return out
 
 
-async def explain_refusal(settings: Settings, exc: KafkaError) -> str:
-    """One plain sentence for a Kafka error a command cannot go on from: who we are, and why."""
+async def explain_refusal(settings: Settings, exc: KafkaError, *, connecting: bool = False) -> str:
+    """One plain sentence for a Kafka error a command cannot go on from: who we are, and why.
+
+    ``connecting``: the error came while connecting (any error then means we cannot connect).
+    """
     who = f" as {settings.sasl_username!r} ({settings.sasl_mechanism})" if settings.sasl_username else ""
     where = f"{settings.kafka_bootstrap_servers} over {settings.security_protocol}{who}"
     name = type(exc).__name__
@@ -137,7 +140,9 @@ async def explain_refusal(settings: Settings, exc: KafkaError) -> str:
         tls = await tls_problem(settings)
         if tls is not None:
             return f"cannot connect to {where}: {tls}"
-    return f"cannot connect to {where}: {name}: {exc}"
+    if connecting or isinstance(exc, KafkaConnectionError):
+        return f"cannot connect to {where}: {name}: {exc}"
+    return f"the cluster at {where} answered: {name}: {exc}"
 
 
 async def check_connection(settings: Settings, topics: tuple[str, ...] = (), wait: float = 30.0) -> None:
@@ -169,6 +174,6 @@ async def check_connection(settings: Settings, topics: tuple[str, ...] = (), wai
                 raise ConnectionError(f"topic(s) {missing} not found on the cluster (run: sentinel topics create)")
             await asyncio.sleep(0.2)
     except KafkaError as exc:
-        raise ConnectionError(await explain_refusal(settings, exc)) from None
+        raise ConnectionError(await explain_refusal(settings, exc, connecting=True)) from None
     finally:
         await admin.close()

@@ -267,7 +267,10 @@ def _write_mark(path: Path | None, mark: tuple[float, str]) -> None:
     if path is None:
         return
     note = {"format": _MARK_FORMAT, "version": 1, "published_at": mark[0], "digest": mark[1]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_bytes(orjson.dumps(note))
-    temporary.replace(path)  # never a half-written note
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps(note))
+        temporary.replace(path)  # never a half-written note
+    except OSError as exc:  # the bundle is applied all the same; only a restart's replay check is weaker
+        log.warning("cannot keep the applied bundle's time in %s (%s)", path, exc)

@@ -144,7 +144,12 @@ class Soak:
                 self.run.start(name)
                 return
             except AssertionError as exc:
-                self.deaths.append(f"{name} start attempt {attempt} failed at {self.elapsed():.0f}s: {str(exc)[:200]}")
+                kept = self.logs / f"{name}-start-failed-{len(self.deaths) + 1}.log"
+                shutil.copy(self.run.workdir / f"{name}.log", kept)
+                first_line = str(exc).splitlines()[0]
+                self.deaths.append(
+                    f"{name} start attempt {attempt} failed at {self.elapsed():.0f}s ({kept.name}): {first_line}"
+                )
         raise RuntimeError(f"{name} did not start in 3 attempts")
 
     def idle(self, seconds: float) -> None:
@@ -178,6 +183,12 @@ class Soak:
             run.set_alert_topic_limit(200)  # smaller than any alert
             self.idle(self.rng.uniform(10, 20))
             run.set_alert_topic_limit(None)
+
+
+def changelog_mb(broker_env: dict[str, str], app_id: str) -> float:
+    """Bytes on the broker's disk of the rule-state changelog (every partition), in MB."""
+    data = Path(broker_env["SENTINEL_KAFKA_HOME"]) / "data"
+    return sum(f.stat().st_size for f in data.glob(f"{app_id}-rule-state-changelog-*/*") if f.is_file()) / 1e6
 
 
 def _rss_mb(pid: int) -> float:
@@ -223,10 +234,15 @@ def main(argv: list[str]) -> int:
             print(f"drain rate {drain:.0f} ev/s; producing {len(more)} events at {rate:.0f} ev/s for {seconds:.0f}s")
             soak.began = time.monotonic()
             producer.start()
-            for at, fault in nemesis_schedule(args.seed, seconds):
-                soak.idle(at - soak.elapsed())
-                print(f"{soak.elapsed():6.0f}s  {fault}", flush=True)
-                soak.inject(fault)
+            try:
+                for at, fault in nemesis_schedule(args.seed, seconds):
+                    soak.idle(at - soak.elapsed())
+                    print(f"{soak.elapsed():6.0f}s  {fault}", flush=True)
+                    soak.inject(fault)
+            except RuntimeError as exc:
+                print(f"soak aborted: {exc}; changelog {changelog_mb(env, run.settings.app_id):.0f} MB")
+                print("\n".join(soak.deaths) + f"\nlogs in {logs}")
+                return 1
             producer.join()
             if producer.error is not None:
                 raise producer.error
@@ -236,6 +252,7 @@ def main(argv: list[str]) -> int:
             soak.sample()
             run.recoveries.append(run.wait_caught_up(since=drained, timeout=900))
             final_lag = run.lag()
+            changelog = changelog_mb(env, run.settings.app_id)
             run.stop_all()
             result = score(run, f"fault soak {args.minutes:g} min", lines)
     problems = list(result.problems)
@@ -258,6 +275,7 @@ def main(argv: list[str]) -> int:
             f"| lost / spurious / duplicated ids | {result.lost} / {result.spurious} / {result.duplicates} |",
             f"| lag | max {max(soak.lags, default=0)} during the run; {final_lag} at the end, "
             f"{run.recoveries[-1]:.0f} s after the input stopped |",
+            f"| state changelog on disk at the end | {changelog:.0f} MB |",
             f"| worker peak RSS | {', '.join(f'{k} {v:.0f} MB' for k, v in sorted(soak.rss_mb.items()))} |",
             f"| workers that died by themselves | {len(soak.deaths)}{': ' if soak.deaths else ''}"
             f"{'; '.join(soak.deaths)} |",

@@ -156,3 +156,19 @@ async def test_health_readiness_and_operational_metrics(settings: Settings, work
         time.sleep(0.5)
     assert "sentinel_rule_evaluation_seconds_count 1.0" in text
     assert "sentinel_rebalances_total" in text and "sentinel_state_keys 1.0" in text
+
+
+async def test_the_state_changelog_has_small_segments(settings: Settings, worker: WorkerProcess) -> None:
+    """Compaction cleans closed segments only: the changelog must roll often (streams.shell.app)."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from streams.shell.app import CHANGELOG_TOPIC_CONFIGS
+    from streams.shell.clients import started_admin
+
+    topic = f"{settings.app_id}-rule-state-changelog"
+    async with started_admin(settings) as admin:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    entries = {entry[0]: entry[1] for response in responses for result in response.resources for entry in result[4]}
+    assert entries["cleanup.policy"] == "compact"
+    for name, value in CHANGELOG_TOPIC_CONFIGS.items():
+        assert entries[name] == value, (name, entries.get(name))
