@@ -93,14 +93,18 @@ class Run:
         self.produced += len(lines)
 
     # -- progress ------------------------------------------------------------
-    def lag(self) -> int:
-        """Input records not yet committed by the group (-1 if the broker does not answer)."""
+    def lag(self, *, known_only: bool = False) -> int:
+        """Input records not yet committed by the group (-1 if the broker does not answer).
+
+        A partition without a committed offset counts from its start, so "caught up" is never
+        claimed too early; ``known_only`` returns -1 instead (a sample, not a verdict).
+        """
         try:
-            return asyncio.run(asyncio.wait_for(self._lag(), 15))
+            return asyncio.run(asyncio.wait_for(self._lag(known_only), 15))
         except Exception:
             return -1
 
-    async def _lag(self) -> int:
+    async def _lag(self, known_only: bool = False) -> int:
         async with started_admin(self.settings) as admin, started_consumer(self.settings) as consumer:
             tps = [
                 TopicPartition(topic, p)
@@ -109,6 +113,8 @@ class Run:
             ]
             ends = await consumer.end_offsets(tps)
             committed = await admin.list_consumer_group_offsets(self.settings.app_id, partitions=tps)
+            if known_only and any(tp not in committed or committed[tp].offset < 0 for tp in tps):
+                return -1
             return sum(
                 ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0) for tp in tps
             )
