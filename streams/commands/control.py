@@ -23,7 +23,7 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
         bundle = make_bundle(paths, source=args.source or ", ".join(paths))
     except RuleFileError as exc:
         raise SystemExit(f"sentinel: {exc}") from None
-    record, signer = _signed(bundle, getattr(args, "key", None) or settings.control_signing_key, args.unsigned)
+    record, signer = _signed(bundle, args.key or settings.control_signing_key, args.unsigned)
     asyncio.run(publish_bundle(settings, record))
     print(f"published ruleset {ruleset.version} ({len(record)} bytes, {signer}) to {settings.control_topic}")
     return 0
