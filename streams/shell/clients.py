@@ -16,7 +16,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
 from aiokafka.structs import ConsumerRecord
 
 from streams.shell.security import client_options, tls_problem
@@ -123,6 +130,14 @@ async def read_range(
     return out
 
 
+_REFUSED_BY_ACL = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+
+
 async def explain_refusal(settings: Settings, exc: KafkaError, *, connecting: bool = False) -> str:
     """One plain sentence for a Kafka error a command cannot go on from: who we are, and why.
 
@@ -131,7 +146,7 @@ async def explain_refusal(settings: Settings, exc: KafkaError, *, connecting: bo
     who = f" as {settings.sasl_username!r} ({settings.sasl_mechanism})" if settings.sasl_username else ""
     where = f"{settings.kafka_bootstrap_servers} over {settings.security_protocol}{who}"
     name = type(exc).__name__
-    if "AuthorizationFailed" in name:
+    if isinstance(exc, _REFUSED_BY_ACL):
         return (
             f"the cluster at {where} refused: {name}: {exc}. This principal lacks an ACL for it"
             " (docs/operations.md, 'Who may do what')"

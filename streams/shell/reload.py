@@ -167,9 +167,7 @@ class RulesReloader:
             self._install(ruleset, source)
             log.info("rules reloaded from %s: ruleset %s, %d rules", source, ruleset.version, len(ruleset.rules))
             result = ReloadResult(True, source, version=ruleset.version)
-        if self._on_result is not None:
-            self._on_result(result)
-        return result
+        return self._report(result)
 
     def check_files(self) -> ReloadResult | None:
         """Reload if a file under the rule directories changed since the last look."""
@@ -215,11 +213,8 @@ class RulesReloader:
         try:
             directories = unpack_bundle(newest.payload, self._bundle_dir)
         except (RuleFileError, ValueError, KeyError, OSError) as exc:
-            result = ReloadResult(False, "control", error=f"unreadable bundle: {exc}")
             log.error("rules bundle from the control topic is unreadable: %s", exc)
-            if self._on_result is not None:
-                self._on_result(result)
-            return result
+            return self._report(ReloadResult(False, "control", error=f"unreadable bundle: {exc}"))
         result = self._attempt(directories, "control")
         if result.ok:
             self.from_control_topic = True
@@ -240,7 +235,9 @@ class RulesReloader:
 
     def _reject(self, reason: str) -> ReloadResult:
         log.error("rules bundle from the control topic rejected, keeping the running ruleset: %s", reason)
-        result = ReloadResult(False, "control", error=reason, rejected=True)
+        return self._report(ReloadResult(False, "control", error=reason, rejected=True))
+
+    def _report(self, result: ReloadResult) -> ReloadResult:
         if self._on_result is not None:
             self._on_result(result)
         return result
