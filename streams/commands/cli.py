@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streams import __version__
+from streams.commands.allow import add_parsers as add_allow_parsers
 from streams.commands.common import existing_file, positive
 from streams.commands.common import ruleset as load_rules
 from streams.commands.common import settings as settings_from_env
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate_keys.add_argument("name", help="file name of the pair, e.g. publisher-2026-11")
     generate_keys.add_argument("--directory", default=".", help="where to write the two files")
     generate_keys.set_defaults(func=cmd_keys_generate)
+
+    add_allow_parsers(commands)
 
     lists = commands.add_parser("lists", help="import and compare address lists")
     lists_sub = lists.add_subparsers(dest="lists_command", required=True)

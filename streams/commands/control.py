@@ -23,28 +23,30 @@ def cmd_rules_publish(args: argparse.Namespace) -> int:
         bundle = make_bundle(paths, source=args.source or ", ".join(paths))
     except RuleFileError as exc:
         raise SystemExit(f"sentinel: {exc}") from None
-    record, signer = _signed(bundle, args.key or settings.control_signing_key, args.unsigned)
+    from streams.shell.signing import RULESET_BUNDLE
+
+    record, signer = signed_record(bundle, RULESET_BUNDLE, args.key or settings.control_signing_key, args.unsigned)
     asyncio.run(publish_bundle(settings, record))
     print(f"published ruleset {ruleset.version} ({len(record)} bytes, {signer}) to {settings.control_topic}")
     return 0
 
 
-def _signed(bundle: bytes, key_file: Path | None, unsigned: bool) -> tuple[bytes, str]:
-    """The control record for ``bundle``: signed with ``key_file``, or bare if asked for."""
-    from streams.shell.signing import RULESET_BUNDLE, KeyFileError, key_id, load_private_key, sign
+def signed_record(payload: bytes, kind: str, key_file: Path | None, unsigned: bool) -> tuple[bytes, str]:
+    """The control record for ``payload``: signed with ``key_file``, or bare if asked for."""
+    from streams.shell.signing import KeyFileError, key_id, load_private_key, sign
 
     if unsigned:
-        return bundle, "unsigned"
+        return payload, "unsigned"
     if key_file is None:
         raise SystemExit(
             "sentinel: no signing key: set SENTINEL_CONTROL_SIGNING_KEY or pass --key FILE"
-            " (`sentinel keys generate` makes one); --unsigned only for workers that accept unsigned bundles"
+            " (`sentinel keys generate` makes one); --unsigned only for workers that accept unsigned control messages"
         )
     try:
         private_key = load_private_key(Path(key_file))
     except KeyFileError as exc:
         raise SystemExit(f"sentinel: {exc}") from None
-    return sign(bundle, RULESET_BUNDLE, private_key), f"signed by key {key_id(private_key.public_key())}"
+    return sign(payload, kind, private_key), f"signed by key {key_id(private_key.public_key())}"
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streams.core.alerts import FreezeAlert
+from streams.core.allowlist import Allowlist
 from streams.core.events import Clock, Event, EventError, EventType, parse_event
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.observer import CountingObserver, EngineObserver
@@ -126,8 +127,11 @@ class Screening:
         clock: Clock,
         state: StateStore | None = None,
         observer: EngineObserver | None = None,
+        allowlist: Allowlist | None = None,
     ) -> None:
         self.ruleset = ruleset
+        #: Replaced whole (between two records) when an allowlist change arrives.
+        self.allowlist = allowlist if allowlist is not None else Allowlist()
         self.topic_types = dict(topic_types or {})
         self.clock = clock
         self.state: StateStore = state if state is not None else DictStore()
@@ -186,7 +190,9 @@ class Screening:
             if _seen_before(event, doc, journal):
                 outcome.duplicate = True
             else:
-                outcome.alerts = self.ruleset.evaluate_event(event, doc, self.clock, self.observer, journal)
+                outcome.alerts = self.ruleset.evaluate_event(
+                    event, doc, self.clock, self.observer, journal, self.allowlist
+                )
             journal.clear()
         except Exception as exc:  # a bug or a bad rule must not stop screening of other records
             log.exception("evaluation failed for %s[%d]@%d", record.topic, record.partition, record.offset)

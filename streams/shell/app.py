@@ -35,12 +35,14 @@ from typing import Any
 import mode
 from aiokafka.structs import ConsumerRecord
 
+from streams.core.allowlist import Allowlist
 from streams.core.compact_lists import changed_counts
 from streams.core.events import parse_moment, wall_clock
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Record, Screening
 from streams.shell import metrics
+from streams.shell.allowlist_feed import AllowlistFeed
 from streams.shell.commit import Batch, Change, CommitPipeline
 from streams.shell.control import ControlService, control_trust
 from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
@@ -139,15 +141,19 @@ class SentinelApp(BatchDeliveryApp):
         self.commit_pipeline = CommitPipeline(self.sink, self.state_store, self, on_complete=self._count_batch)
         self.batch_receiver = self
         self._sink_service = _SinkService(self)
+        trust = control_trust(settings)
         self.reloader: RulesReloader = RulesReloader(
             settings.rule_paths,
             self._install_ruleset,
             on_result=_count_reload,
             bundle_dir=Path(settings.data_dir) / "bundles",
-            trust=control_trust(settings),
+            trust=trust,
             mark_file=Path(settings.data_dir) / "control-mark.json",
         )
         self._reload_service = ControlService(settings, self.reloader)
+        self._allowlist_feed = (
+            AllowlistFeed(settings, trust, self._install_allowlist) if settings.allowlist_topic else None
+        )
         self._web_service = (
             WebService(settings.metrics_host, settings.metrics_port, self.readiness) if settings.metrics_port else None
         )
@@ -169,7 +175,8 @@ class SentinelApp(BatchDeliveryApp):
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
         """Start the web server, the alert producer and the reloader before Faust's consumer."""
         web = [self._web_service] if self._web_service is not None else []
-        return [*web, self._sink_service, self._reload_service, *super().on_init_dependencies()]
+        allowlist = [self._allowlist_feed] if self._allowlist_feed is not None else []
+        return [*web, self._sink_service, self._reload_service, *allowlist, *super().on_init_dependencies()]
 
     def readiness(self) -> dict[str, bool]:
         """What must hold before this worker screens records (``/readyz``)."""
@@ -235,6 +242,10 @@ class SentinelApp(BatchDeliveryApp):
         if timeout and now - self._progress_at > timeout:
             log.error("no record screened for %.0fs while %d wait; exiting so the worker is restarted", timeout, lag)
             os._exit(STALLED_EXIT_CODE)  # from a timer, only a hard exit ends the process
+
+    def _install_allowlist(self, allowlist: Allowlist) -> None:
+        # On the event loop, between two records, like a ruleset swap.
+        self.screening.allowlist = allowlist
 
     def _install_ruleset(self, ruleset: Ruleset, source: str) -> None:
         # Between two records (this runs on the event loop), so no record sees two rulesets.

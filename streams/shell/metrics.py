@@ -7,9 +7,13 @@ codes) so the number of series stays bounded.
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from streams import __version__
+
+log = logging.getLogger(__name__)
 
 # Milliseconds matter at the low end (broker → alert), minutes at the high end
 # (events that reach us late, or a backlog being drained).
@@ -97,8 +101,18 @@ STATE_EVICTIONS = Counter(
 )
 ALERTS_EXCEPTED = Counter(
     "sentinel_alerts_excepted_total",
-    "Findings that matched a rule exception (allowlist) and raised no alert.",
+    "Findings that matched an exception written in the rule file and raised no alert.",
     ["rule_id", "exception_id"],
+)
+ALERTS_ALLOWLISTED = Counter(
+    "sentinel_alerts_allowlisted_total",
+    "Findings covered by an allowlist entry (`sentinel allow`) that raised no alert.",
+    ["rule_id"],
+)
+ALLOWLIST_CHANGES = Counter(
+    "sentinel_allowlist_changes_total",
+    "Allowlist changes read from the allowlist topic: applied, or rejected (unsigned, bad signature, malformed).",
+    ["result"],
 )
 ALERTS_SUPPRESSED = Counter(
     "sentinel_alerts_suppressed_total",
@@ -118,6 +132,11 @@ class PrometheusObserver:
 
     def excepted(self, rule_id: str, exception_id: str) -> None:
         ALERTS_EXCEPTED.labels(rule_id, exception_id).inc()
+
+    def allowlisted(self, rule_id: str, entry_id: str, event_id: str) -> None:
+        ALERTS_ALLOWLISTED.labels(rule_id).inc()
+        # The entry id goes to the log, not a label: entries come and go, labels stay forever.
+        log.info("finding of %s on event %s allowlisted by entry %s: no alert", rule_id, event_id, entry_id)
 
     def suppressed(self, rule_id: str) -> None:
         ALERTS_SUPPRESSED.labels(rule_id).inc()
@@ -188,6 +207,8 @@ _BY_NAME = {
         LATE_EVENTS,
         STATE_EVICTIONS,
         ALERTS_EXCEPTED,
+        ALERTS_ALLOWLISTED,
+        ALLOWLIST_CHANGES,
         ALERTS_SUPPRESSED,
         EVALUATION_SECONDS,
         CONSUMER_LAG,

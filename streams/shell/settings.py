@@ -32,11 +32,15 @@ class Settings(BaseSettings):
     control_topic: str = Field(
         "sentinel-control", description="Compacted topic of published rule bundles; empty turns it off."
     )
+    allowlist_topic: str = Field(
+        "sentinel-allowlist",
+        description="Compacted topic of allowlist changes (`sentinel allow`), signed like bundles; empty turns it off.",
+    )
     control_public_keys: str = Field(
         "",
         description=(
             f"Ed25519 public key files (PEM) or directories of *.pub files, separated by {os.pathsep!r}:"
-            " a bundle on the control topic is applied only if one of them verifies its signature."
+            " a bundle or allowlist change is applied only if one of them verifies its signature."
         ),
     )
     control_accept_unsigned: bool = Field(

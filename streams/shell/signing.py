@@ -39,6 +39,7 @@ ENVELOPE_FORMAT = "sentinel-signed"
 ENVELOPE_VERSION = 1
 SIGNED_PREFIX = b"deposit-sentinel control message v1\n"
 RULESET_BUNDLE = "ruleset-bundle"
+ALLOWLIST_CHANGE = "allowlist-change"
 
 
 class ControlRejectedError(Exception):

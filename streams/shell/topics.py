@@ -24,6 +24,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.alerts_topic, settings.topic_partitions, 1),
         NewTopic(settings.dead_letter_topic, settings.topic_partitions, 1),
         *([control_topic_spec(settings)] if settings.control_topic else []),
+        *([allowlist_topic_spec(settings)] if settings.allowlist_topic else []),
     ]
 
 
@@ -35,6 +36,27 @@ def control_topic_spec(settings: Settings) -> NewTopic:
         1,
         topic_configs={"cleanup.policy": "compact", "max.message.bytes": "1048588"},
     )
+
+
+def allowlist_topic_spec(settings: Settings) -> NewTopic:
+    """One partition (one order), compacted: each change has a key of its own, so none is ever removed.
+
+    The topic is the allowlist's audit trail: every add and revoke with who, why and when.
+    Compaction only drops an exact re-send of a change (same key); time-based deletion does
+    not apply to a compacted topic, so the history stays for as long as the topic does.
+    """
+    return NewTopic(settings.allowlist_topic, 1, 1, topic_configs={"cleanup.policy": "compact"})
+
+
+async def ensure_topic(settings: Settings, spec: NewTopic) -> None:
+    """Create ``spec``'s topic if it is missing."""
+    async with started_admin(settings) as admin:
+        if spec.name in set(await admin.list_topics()):
+            return
+        try:
+            await admin.create_topics([spec])
+        except TopicAlreadyExistsError:
+            pass
 
 
 async def create_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
@@ -58,11 +80,6 @@ async def publish_bundle(settings: Settings, bundle: bytes) -> None:
     """Write a rules bundle to the control topic (created, compacted, if missing)."""
     from streams.shell.reload import BUNDLE_KEY
 
-    async with started_admin(settings) as admin:
-        if settings.control_topic not in set(await admin.list_topics()):
-            try:
-                await admin.create_topics([control_topic_spec(settings)])
-            except TopicAlreadyExistsError:
-                pass
+    await ensure_topic(settings, control_topic_spec(settings))
     async with started_producer(settings, max_request_size=1_048_576) as producer:
         await producer.send_and_wait(settings.control_topic, value=bundle, key=BUNDLE_KEY)

@@ -45,6 +45,7 @@ def isolated_settings(bootstrap: str, suffix: str, **overrides: object) -> Setti
         "alerts_topic": f"freeze-alerts-{suffix}",
         "dead_letter_topic": f"sentinel-dlq-{suffix}",
         "control_topic": f"sentinel-control-{suffix}",
+        "allowlist_topic": f"sentinel-allowlist-{suffix}",
         "metrics_port": free_port(),
         "rules": str(REPO / "rules"),
     }

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.core.alerts import FreezeAlert, alert_id_for
+from streams.core.allowlist import Allowlist
 from streams.core.events import EVENT_TYPES, Clock, Event, epoch_ms, format_timestamp
 from streams.core.lists import AddressList
 from streams.core.rules.kinds import CompiledRule, Finding
@@ -50,13 +51,20 @@ class Ruleset:
         return self._by_type.get(event_type, ())
 
     def evaluate_event(
-        self, event: Event, doc: AccountState, now: Clock, observer: EngineObserver, journal: Journal
+        self,
+        event: Event,
+        doc: AccountState,
+        now: Clock,
+        observer: EngineObserver,
+        journal: Journal,
+        allowlist: Allowlist | None = None,
     ) -> list[FreezeAlert]:
         """The alerts ``event`` raises, in rule order; ``doc`` is its account's state, changed in place.
 
         The inverse of every change is written to ``journal``, so a caller can roll the
         account back if anything fails. ``now`` stamps each alert's ``detected_at`` (it
-        does not change what fires).
+        does not change what fires). A finding covered by an ``allowlist`` entry raises no
+        alert, but the rule's state has taken the event in all the same.
         """
         alerts: list[FreezeAlert] = []
         rules = self.rules_for(event.type)
@@ -65,7 +73,7 @@ class Ruleset:
         t = event.epoch_ms
         for rule in rules:
             for finding in rule.find(event, t, doc, observer, journal):
-                if self._allowed(rule, finding, doc, observer, journal):
+                if self._allowed(rule, finding, doc, observer, journal, allowlist):
                     alerts.append(self._alert(rule, finding, now()))
         return alerts
 
@@ -94,12 +102,22 @@ class Ruleset:
 
     @staticmethod
     def _allowed(
-        rule: CompiledRule, finding: Finding, doc: AccountState, observer: EngineObserver, journal: Journal
+        rule: CompiledRule,
+        finding: Finding,
+        doc: AccountState,
+        observer: EngineObserver,
+        journal: Journal,
+        allowlist: Allowlist | None,
     ) -> bool:
-        """Apply the rule's exceptions, then its suppression period."""
+        """Apply the rule's exceptions, then the allowlist, then its suppression period."""
         for exception in rule.exceptions:
             if exception.condition(finding.event) is not None:
                 observer.excepted(rule.spec.id, exception.id)
+                return False
+        if allowlist and rule.spec.overridable:
+            entry_id = allowlist.match(rule.spec.id, rule.spec.typology, finding.event)
+            if entry_id is not None:
+                observer.allowlisted(rule.spec.id, entry_id, finding.event.event_id)
                 return False
         if rule.suppress_ms is None:
             return True

@@ -23,6 +23,9 @@ class EngineObserver(Protocol):
     def excepted(self, rule_id: str, exception_id: str) -> None:
         """A finding matched an exception (allowlist) and raised no alert."""
 
+    def allowlisted(self, rule_id: str, entry_id: str, event_id: str) -> None:
+        """A finding on ``event_id`` was covered by allowlist entry ``entry_id`` and raised no alert."""
+
     def suppressed(self, rule_id: str) -> None:
         """A finding fell within the rule's suppression period for its key."""
 
@@ -38,6 +41,7 @@ class CountingObserver:
     evictions: dict[str, int] = field(default_factory=dict)
     exceptions: dict[tuple[str, str], int] = field(default_factory=dict)
     suppressions: dict[str, int] = field(default_factory=dict)
+    allowlisted_findings: dict[tuple[str, str], int] = field(default_factory=dict)
     evaluations: int = 0
     evaluation_seconds: float = 0.0
 
@@ -50,6 +54,10 @@ class CountingObserver:
     def excepted(self, rule_id: str, exception_id: str) -> None:
         key = (rule_id, exception_id)
         self.exceptions[key] = self.exceptions.get(key, 0) + 1
+
+    def allowlisted(self, rule_id: str, entry_id: str, event_id: str) -> None:
+        key = (rule_id, entry_id)
+        self.allowlisted_findings[key] = self.allowlisted_findings.get(key, 0) + 1
 
     def suppressed(self, rule_id: str) -> None:
         self.suppressions[rule_id] = self.suppressions.get(rule_id, 0) + 1
@@ -67,7 +75,11 @@ class CountingObserver:
         ):
             for key, count in theirs.items():
                 mine[key] = mine.get(key, 0) + count
-        for pair, count in other.exceptions.items():
-            self.exceptions[pair] = self.exceptions.get(pair, 0) + count
+        for mine_pairs, their_pairs in (
+            (self.exceptions, other.exceptions),
+            (self.allowlisted_findings, other.allowlisted_findings),
+        ):
+            for pair, count in their_pairs.items():
+                mine_pairs[pair] = mine_pairs.get(pair, 0) + count
         self.evaluations += other.evaluations
         self.evaluation_seconds += other.evaluation_seconds

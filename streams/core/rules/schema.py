@@ -186,6 +186,9 @@ class RuleSpec(_Strict):
     correlation: CorrelationSpec | None = None
     sequence: SequenceSpec | None = None
     exceptions: list[ExceptionSpec] = Field(default_factory=list)
+    overridable: bool = Field(
+        True, description="Whether `sentinel allow` entries may suppress its findings (false for sanctions)."
+    )
     suppress: Duration | Literal["none"] | None = Field(
         default=None,
         description="One alert per rule and key per period; default: a correlation's timespan, else none.",
