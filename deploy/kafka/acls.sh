@@ -5,16 +5,17 @@
 #   deploy/kafka/acls.sh --bootstrap HOST:PORT [--command-config admin.properties] \
 #       --worker User:sentinel-worker --publisher User:sentinel-publisher --reader User:alerts-reader
 #
-#   worker     reads the input and control topics, writes alerts and dead letters, owns its
+#   worker     reads the input, control and allowlist topics, writes alerts and dead letters, owns its
 #              consumer group and its internal topics (<app id>-..., the rule-state changelog);
 #              it can NOT write the control topic: a compromised worker cannot change the rules
 #              of the others
-#   publisher  writes (and may create) the control topic, nothing else (`sentinel rules publish`)
+#   publisher  writes (and may create) the control and allowlist topics, reads the allowlist
+#              topic, nothing else (`sentinel rules publish`, `sentinel allow`)
 #   reader     reads alerts and dead letters (`sentinel watch`, the compliance case tools, with
 #              group --reader-group if it commits offsets); it can NOT produce alerts
 #
 # Topic names and the app id come from the same SENTINEL_* variables the worker reads
-# (defaults: deposits, withdrawals, freeze-alerts, sentinel-dlq, sentinel-control,
+# (defaults: deposits, withdrawals, freeze-alerts, sentinel-dlq, sentinel-control, sentinel-allowlist,
 # deposit-sentinel). The ACL tool is Kafka's own (org.apache.kafka.tools.AclCommand); by
 # default it runs from the jars deploy/kafka/broker.sh resolves, or set SENTINEL_KAFKA_ACLS
 # to a command such as kafka-acls.sh.
@@ -43,6 +44,7 @@ withdrawals=${SENTINEL_WITHDRAWALS_TOPIC:-withdrawals}
 alerts=${SENTINEL_ALERTS_TOPIC:-freeze-alerts}
 dlq=${SENTINEL_DEAD_LETTER_TOPIC:-sentinel-dlq}
 control=${SENTINEL_CONTROL_TOPIC:-sentinel-control}
+allowlist=${SENTINEL_ALLOWLIST_TOPIC:-sentinel-allowlist}
 app_id=${SENTINEL_APP_ID:-deposit-sentinel}
 
 if [[ -n ${SENTINEL_KAFKA_ACLS:-} ]]; then
@@ -58,7 +60,7 @@ acl() {
 
 # The worker.
 acl --allow-principal "$worker" --operation Read --operation Describe \
-  --topic "$deposits" --topic "$withdrawals" --topic "$control"
+  --topic "$deposits" --topic "$withdrawals" --topic "$control" --topic "$allowlist"
 acl --allow-principal "$worker" --operation Write --operation Describe --topic "$alerts" --topic "$dlq"
 # Faust's own topics (the rule-state changelog, the assignor's topic) start with the app id.
 acl --allow-principal "$worker" --resource-pattern-type prefixed --topic "$app_id-" \
@@ -67,6 +69,9 @@ acl --allow-principal "$worker" --operation Read --operation Describe --group "$
 
 # The publisher.
 acl --allow-principal "$publisher" --operation Write --operation Describe --operation Create --topic "$control"
+# ... and the allowlist topic, which `sentinel allow list|history|revoke` also read.
+acl --allow-principal "$publisher" --operation Write --operation Describe --operation Create --topic "$allowlist"
+acl --allow-principal "$publisher" --operation Read --topic "$allowlist"
 
 # The reader.
 acl --allow-principal "$reader" --operation Read --operation Describe --topic "$alerts" --topic "$dlq"
