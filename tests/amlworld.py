@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from tests.data import AMLWORLD_PATTERNS
@@ -83,3 +84,29 @@ def max_distinct_in_window(events: list[dict[str, Any]], field: str, seconds: in
 
 def _time_rfc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def write_labelled_set(directory: Path) -> tuple[Path, Path]:
+    """The fan patterns as ``events.jsonl`` and account labels ``labels.csv`` (every pattern account
+    is laundering, typology fan_in or fan_out): the labelled set of docs/rules.md.
+
+    ``python -m tests.amlworld DIR`` writes them, for ``sentinel backtest --labels``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    events_path, labels_path = directory / "events.jsonl", directory / "labels.csv"
+    rows = ["account_id,label,typology"]
+    with events_path.open("w") as out:
+        for _, kind, events in fan_patterns():
+            for event in events:
+                out.write(json.dumps(event) + "\n")
+            typology = "fan_in" if kind == "FAN-IN" else "fan_out"
+            rows.append(f"{events[0]['account_id']},1,{typology}")
+    labels_path.write_text("\n".join(rows) + "\n")
+    return events_path, labels_path
+
+
+if __name__ == "__main__":
+    import sys
+
+    written = write_labelled_set(Path(sys.argv[1] if len(sys.argv) > 1 else ".local/amlworld"))
+    print("wrote", *written)

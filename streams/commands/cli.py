@@ -6,7 +6,9 @@
     sentinel rules test [PATH ...]          run the test cases kept beside each rule
     sentinel rules publish [DIR ...]        switch every worker to these rules (control topic, signed)
     sentinel keys generate NAME             an Ed25519 key pair for signing published rules
-    sentinel backtest --input F --output A  screen a JSONL file offline with the same engine
+    sentinel backtest --input F --output A  screen a JSONL file offline with the same engine (--labels: scored)
+    sentinel explain --input F --event ID   every rule's verdict on one event, and why
+    sentinel allow add|revoke|list|history  allowlist entries with expiry and audit (signed)
     sentinel lists import-ofac SDN.xml.bz2  write rules/lists/ofac-sdn.csv from OFAC's SDN Advanced XML
     sentinel lists diff OLD NEW             addresses added and removed per entity
     sentinel rescreen --since 365d --old L  alert on past events touching newly designated addresses
@@ -34,6 +36,7 @@ from streams.commands.common import existing_file, positive
 from streams.commands.common import ruleset as load_rules
 from streams.commands.common import settings as settings_from_env
 from streams.commands.control import cmd_keys_generate, cmd_rules_publish
+from streams.commands.offline import add_parsers as add_offline_parsers
 from streams.core.events import wall_clock
 from streams.core.lists import AddressList
 
@@ -189,20 +192,6 @@ def cmd_rescreen(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backtest(args: argparse.Namespace) -> int:
-    from streams.core.backtest import backtest_file
-
-    ruleset = load_rules(args.rules or settings_from_env().rule_paths)
-    try:
-        output = Path(args.output) if args.output else None
-        report = backtest_file(Path(args.input), ruleset, output, clock=wall_clock, jobs=args.jobs)
-    except OSError as exc:
-        raise SystemExit(f"sentinel: {exc.filename}: {exc.strerror}") from None
-    print(f"ruleset {ruleset.version}")
-    print(report.table())
-    return 0
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from streams.core.synthetic import write_synthetic
 
@@ -302,14 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rescreen.set_defaults(func=cmd_rescreen)
 
-    backtest = commands.add_parser("backtest", help="screen a JSONL file of events offline")
-    backtest.add_argument("--input", required=True, help="JSONL, one typed event a line")
-    backtest.add_argument("--output", help="where to write alerts as JSONL")
-    backtest.add_argument("--rules", action="append", help="rule directory or file (repeatable)")
-    backtest.add_argument(
-        "--jobs", type=positive, default=1, help="processes to share the accounts over (same output; default 1)"
-    )
-    backtest.set_defaults(func=cmd_backtest)
+    add_offline_parsers(commands)
 
     generate = commands.add_parser("generate", help="write a synthetic JSONL event stream (benchmarks)")
     generate.add_argument("--events", type=int, default=1_000_000)

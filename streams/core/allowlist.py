@@ -225,14 +225,31 @@ def counterparty_field(event: Event) -> str:
     return "from_addresses" if event.type == "deposit" else "to_address"
 
 
+#: What ``sentinel allow history --json`` and ``list --json`` add to a change (where it was read, and how).
+_LISTING_FIELDS = ("offset", "key", "signed_by", "status")
+
+
 def changes_from_lines(lines: Iterable[bytes]) -> list[AllowlistChange]:
-    """Changes from a JSON-lines file (``backtest --allowlist``, ``explain --allowlist``); raises on a bad line."""
+    """Changes from JSON lines (``backtest --allowlist``, ``explain --allowlist``); raises on a bad line.
+
+    Takes the output of ``sentinel allow history --json`` as it is: records the workers
+    refused are left out, as they are live.
+    """
     changes = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            changes.append(parse_change(line))
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise AllowlistError(f"line {number}: not JSON: {exc}") from None
+        if isinstance(data, dict):
+            if "rejected" in data:
+                continue
+            for name in _LISTING_FIELDS:
+                data.pop(name, None)
+        try:
+            changes.append(parse_change(orjson.dumps(data)))
         except AllowlistError as exc:
             raise AllowlistError(f"line {number}: {exc}") from None
     return changes

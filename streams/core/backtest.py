@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from streams.core.alerts import FreezeAlert
+from streams.core.allowlist import Allowlist
 from streams.core.events import Clock, line_time_and_account
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.observer import CountingObserver
@@ -81,6 +82,12 @@ def _time_and_account(line: bytes) -> tuple[datetime, str | None]:
     return moment or _UNKNOWN_TIME, account
 
 
+def time_order(lines: Sequence[bytes]) -> tuple[list[tuple[datetime, str | None]], list[int]]:
+    """Each line's (time, account) and the line indexes in event-time order (ties keep file order)."""
+    keys = [_time_and_account(line) for line in lines]
+    return keys, sorted(range(len(lines)), key=lambda i: (keys[i][0], i))
+
+
 @dataclass
 class _Shard:
     """What one process screened: its share of the report, alerts and examples keyed by position."""
@@ -100,10 +107,11 @@ def _screen(
     source: str,
     clock: Clock,
     emit: Callable[[int, FreezeAlert], object],
+    allowlist: Allowlist | None,
 ) -> _Shard:
     """Screen the lines at ``positions`` of ``order`` (ascending), handing each alert to ``emit``."""
     shard = _Shard()
-    screening = Screening(ruleset, clock=clock, observer=shard.held_back)
+    screening = Screening(ruleset, clock=clock, observer=shard.held_back, allowlist=allowlist)
     for position in positions:
         index = order[position]
         number = index + 1
@@ -128,16 +136,17 @@ def backtest_lines(
     on_alert: Callable[[FreezeAlert], object] | None = None,
     keep_alerts: bool = True,
     jobs: int = 1,
+    allowlist: Allowlist | None = None,
 ) -> BacktestReport:
     """Screen JSONL ``lines`` in event-time order; ``clock`` stamps ``detected_at``.
 
     ``jobs`` processes share the accounts out (see the module's docstring); the report
-    and the order of the alerts are those of one process.
+    and the order of the alerts are those of one process. ``allowlist`` entries apply
+    as they would live (in event time).
     """
     started = time.perf_counter()
     report = BacktestReport(lines=len(lines))
-    keys = [_time_and_account(line) for line in lines]
-    order = sorted(range(len(lines)), key=lambda i: (keys[i][0], i))
+    keys, order = time_order(lines)
 
     def take(position: int, alert: FreezeAlert) -> None:
         report.alerts_by_rule[(alert.rule_id, alert.typology, alert.action)] += 1
@@ -147,7 +156,7 @@ def backtest_lines(
             on_alert(alert)
 
     if jobs <= 1:
-        shards = [_screen(lines, range(len(order)), order, ruleset, source, clock, take)]
+        shards = [_screen(lines, range(len(order)), order, ruleset, source, clock, take, allowlist)]
     else:
         shares: list[list[int]] = [[] for _ in range(jobs)]
         for position, index in enumerate(order):
@@ -155,7 +164,10 @@ def backtest_lines(
 
         def screen_share(number: int) -> _Shard:
             found: list[tuple[int, FreezeAlert]] = []
-            shard = _screen(lines, shares[number], order, ruleset, source, clock, lambda p, a: found.append((p, a)))
+            collect = found.append
+            shard = _screen(
+                lines, shares[number], order, ruleset, source, clock, lambda p, a: collect((p, a)), allowlist
+            )
             shard.alerts = found
             return shard
 
@@ -172,11 +184,22 @@ def backtest_lines(
     return report
 
 
-def backtest_file(path: Path, ruleset: Ruleset, output: Path | None, *, clock: Clock, jobs: int = 1) -> BacktestReport:
+def backtest_file(
+    path: Path,
+    ruleset: Ruleset,
+    output: Path | None,
+    *,
+    clock: Clock,
+    jobs: int = 1,
+    keep_alerts: bool = False,
+    allowlist: Allowlist | None = None,
+) -> BacktestReport:
     """Screen the JSONL file at ``path`` with ``jobs`` processes; write alerts as JSONL to ``output`` if given."""
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     if output is None:
-        return backtest_lines(lines, ruleset, str(path), clock=clock, keep_alerts=False, jobs=jobs)
+        return backtest_lines(
+            lines, ruleset, str(path), clock=clock, keep_alerts=keep_alerts, jobs=jobs, allowlist=allowlist
+        )
     with output.open("wb") as handle:
         write = handle.write
         return backtest_lines(
@@ -184,7 +207,8 @@ def backtest_file(path: Path, ruleset: Ruleset, output: Path | None, *, clock: C
             ruleset,
             str(path),
             clock=clock,
-            keep_alerts=False,
+            keep_alerts=keep_alerts,
             on_alert=lambda a: write(a.to_json() + b"\n"),
             jobs=jobs,
+            allowlist=allowlist,
         )

@@ -113,3 +113,39 @@ def test_backtest_jobs_gives_the_same_alerts_and_refuses_nonsense(tmp_path: Path
     assert len(outputs[0]) == 6 and outputs[0] == outputs[1]
     refused = sentinel("backtest", "--input", str(events), "--jobs", "0")
     assert refused.returncode != 0 and "--jobs: 0 is less than 1" in refused.stderr
+
+
+def test_explain_prints_every_rules_verdict_in_plain_words_and_as_json(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    band = [raw(deposit(event_id=f"d{n}", usd_value="9500", timestamp=f"2026-11-27T0{n}:00:00Z")) for n in range(2)]
+    events.write_bytes(b"\n".join([*band, raw(deposit(event_id="s", from_addresses=[RONIN_EXPLOITER]))]) + b"\n")
+    result = sentinel("explain", "--input", str(events), "--event", "d1", "--rules", "rules")
+    assert result.returncode == 0, result.stderr
+    assert "deposit d1 of acct-1 at 2026-11-27T01:00:00Z" in result.stdout
+    assert "events in the 24h window: 2 (2 events since 2026-11-27T00:00:00Z), needs gte 3" in result.stdout
+    everything = sentinel("explain", "--input", str(events), "--account", "acct-1", "--json", "--rules", "rules")
+    explained = [orjson.loads(line) for line in everything.stdout.splitlines()]
+    assert [e["event"]["event_id"] for e in explained] == ["d0", "d1", "s"]
+    [sanctions] = [v for v in explained[2]["verdicts"] if v["rule_id"] == "ofac-sanctioned-sender"]
+    assert sanctions["outcome"] == "alert" and "Lazarus Group" in sanctions["reason"] and sanctions["alert_ids"]
+    missing = sentinel("explain", "--input", str(events), "--event", "nope")
+    assert missing.returncode != 0 and "no event 'nope'" in missing.stderr
+
+
+def test_backtest_with_labels_scores_and_writes_json(tmp_path: Path) -> None:
+    events, labels = tmp_path / "events.jsonl", tmp_path / "labels.csv"
+    events.write_bytes(
+        raw(deposit(event_id="s", from_addresses=[RONIN_EXPLOITER])) + b"\n" + raw(deposit(event_id="c"))
+    )
+    labels.write_text("event_id,label,typology\ns,1,sanctions\nc,0,\n")
+    scores = tmp_path / "scores.json"
+    result = sentinel(
+        "backtest", "--input", str(events), "--labels", str(labels), "--score-output", str(scores), "--rules", "rules"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "scored against 2 labelled event_ids (1 laundering)" in result.stdout
+    [row] = [r for r in orjson.loads(scores.read_bytes())["rules"] if r["name"] == "ofac-sanctioned-sender"]
+    assert (row["precision"], row["recall"], row["f1"]) == (1.0, 1.0, 1.0)
+    labels.write_text("account,label\n")
+    bad = sentinel("backtest", "--input", str(events), "--labels", str(labels), "--rules", "rules")
+    assert bad.returncode != 0 and "needs one of event_id or account_id" in bad.stderr

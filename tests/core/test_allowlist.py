@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.core.allowlist import Allowlist, AllowlistChange, AllowlistError, changes_from_lines, parse_change
@@ -153,3 +154,14 @@ def test_a_change_survives_its_record_format() -> None:
     assert parse_change(change.to_json()) == change
     assert change.record_key() == b"al-000001/add"
     assert changes_from_lines([change.to_json(), b"", revoke("al-000001", T0).to_json()])[1].action == "revoke"
+
+
+def test_the_history_listing_reads_back_as_changes() -> None:
+    listed = [
+        orjson.dumps({"offset": 0, "key": "al-000001/add", "signed_by": "abc", **orjson.loads(add().to_json())}),
+        orjson.dumps({"offset": 1, "key": "junk", "rejected": "not JSON"}),
+        orjson.dumps({"offset": 2, "key": "al-000001/revoke", **orjson.loads(revoke("al-000001", T0).to_json())}),
+    ]
+    assert [c.action for c in changes_from_lines(listed)] == ["add", "revoke"]
+    with pytest.raises(AllowlistError, match="line 2: not JSON"):
+        changes_from_lines([add().to_json(), b"{"])

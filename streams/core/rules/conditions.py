@@ -19,7 +19,9 @@ evaluated as code.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -39,6 +41,35 @@ FIELDS = STRING_FIELDS | DECIMAL_FIELDS | ADDRESS_FIELDS
 
 COMPARISONS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "matches")
 LIST_OPERATORS = ("in_list", "all_in_list")
+
+
+@dataclass(frozen=True)
+class Described:
+    """What a compiled condition is, in words, for ``sentinel explain`` (never used to evaluate).
+
+    ``kind`` is ``all``, ``any``, ``not``, ``field`` or ``list``; ``text`` is the condition
+    as written (``usd_value gte 9000``); ``children`` are the compiled sub-conditions.
+    """
+
+    kind: str
+    text: str
+    field: str | None = None
+    children: tuple[Condition, ...] = ()
+
+
+#: The description of each compiled condition, kept beside it rather than in it, so the
+#: closures the engine calls stay plain functions (nothing added to the hot path).
+_DESCRIPTIONS: weakref.WeakKeyDictionary[Condition, Described] = weakref.WeakKeyDictionary()
+
+
+def _described(condition: Condition, description: Described) -> Condition:
+    _DESCRIPTIONS[condition] = description
+    return condition
+
+
+def description_of(condition: Condition) -> Described | None:
+    """What ``condition`` is, in words, if it was compiled here."""
+    return _DESCRIPTIONS.get(condition)
 
 
 class ConditionError(RuleError):
@@ -106,10 +137,12 @@ def _compile(node: Any, path: tuple[str | int, ...], lists: Mapping[str, Address
         if not isinstance(children, list) or not children:
             raise ConditionError((*path, key), f"{key!r} takes a non-empty list of conditions")
         compiled = [_compile(child, (*path, key, i), lists, macros) for i, child in enumerate(children)]
-        return _all(compiled) if key == "all" else _any(compiled)
+        combined = _all(compiled) if key == "all" else _any(compiled)
+        return _described(combined, Described(key, key, children=tuple(compiled)))
     if "not" in node:
         _only(node, path, {"not"})
-        return _not(_compile(node["not"], (*path, "not"), lists, macros))
+        inner = _compile(node["not"], (*path, "not"), lists, macros)
+        return _described(_not(inner), Described("not", "not", children=(inner,)))
     if "macro" in node:
         _only(node, path, {"macro"})
         return macros.resolve(node["macro"], (*path, "macro"))
@@ -140,14 +173,17 @@ def _compile_field(node: Mapping[str, Any], path: tuple[str | int, ...], lists: 
         if not isinstance(value, str) or value not in lists:
             known = ", ".join(sorted(lists)) or "none defined"
             raise ConditionError(where, f"unknown list {value!r} (lists: {known})")
-        return _in_list(name, lists[value], every=op == "all_in_list")
+        text = f"{'every' if op == 'all_in_list' else 'any'} address of {name} on list {value}"
+        return _described(_in_list(name, lists[value], every=op == "all_in_list"), Described("list", text, name))
     if op not in COMPARISONS:
         raise ConditionError(where, f"unknown operator {op!r}; operators: {', '.join(COMPARISONS + LIST_OPERATORS)}")
     if name in DECIMAL_FIELDS:
-        return _decimal_comparison(name, op, value, where)
-    if name == "from_addresses":
+        compiled = _decimal_comparison(name, op, value, where)
+    elif name == "from_addresses":
         raise ConditionError(where, "from_addresses is a list of addresses: use in_list or all_in_list")
-    return _string_comparison(name, op, value, where)
+    else:
+        compiled = _string_comparison(name, op, value, where)
+    return _described(compiled, Described("field", f"{name} {op} {value}", name))
 
 
 def _as_decimal(value: Any, where: tuple[str | int, ...]) -> Decimal:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -173,7 +173,7 @@ class CorrelationRule(CompiledRule):
             if found is None:
                 return []
             matches = found
-        value = self._value(event)
+        value = self.counted_value(event)
         if value is None:
             return []  # nothing to count: e.g. a sum of usd_value over an event without one
         window = cast(Window, doc.parts.get(self.spec.id) or doc.new_part(self.spec.id, Window, journal))
@@ -209,7 +209,8 @@ class CorrelationRule(CompiledRule):
         }
         return [Finding(event, [entry[1] for entry in entries], from_epoch_ms(latest), evidence)]
 
-    def _value(self, event: Event) -> Any:
+    def counted_value(self, event: Event) -> Any:
+        """What ``event`` adds to the window (1, a decimal string, addresses), or ``None``: nothing to count."""
         if self.aggregate == "event_count":
             return 1
         assert self.field is not None
@@ -320,8 +321,8 @@ class SequenceRule(CompiledRule):
         value = getattr(event, self.total)
         return None if value is None else str(value)
 
-    def _complete(self, start: Start, thens: list[Then], untils: list[Until], event: Event) -> Finding | None:
-        """Walk the steps after ``start`` in event-time order: the finding if they complete it."""
+    def progress(self, start: Start, thens: list[Then], untils: list[Until]) -> Progress:
+        """Walk the steps after ``start`` in event-time order, as far as they go (``sentinel explain`` shows it)."""
         begin, start_id, base, _ = start
         end = begin + self.maxspan_ms
         steps: list[Any] = _between(thens, begin, end)  # (time, event id, value): in step order
@@ -331,30 +332,37 @@ class SequenceRule(CompiledRule):
                 steps = [(*e, "then") for e in steps] + [(e[0], e[1], None, "until") for e in blocking]
                 steps.sort(key=lambda step: (step[0], step[1]))
         goal = self.reaches * Decimal(base) if self.total is not None and self.reaches is not None and base else None
-        used: list[str] = []
-        accumulated = Decimal(0)
-        when = begin
+        walked = Progress(start, end, goal, when=begin)
         for step in steps:
             if step[1] == start_id:
                 continue
             if len(step) == 4 and step[3] == "until":
-                return None
-            when = step[0]
-            used.append(step[1])
+                walked.cancelled_by = step[1]
+                return walked
+            walked.when = step[0]
+            walked.used.append(step[1])
             if goal is None:
-                break
+                walked.complete = True
+                return walked
             if step[2] is not None:
-                accumulated += Decimal(step[2])
-            if accumulated >= goal:
-                break
-        else:
+                walked.accumulated += Decimal(step[2])
+            if walked.accumulated >= goal:
+                walked.complete = True
+                return walked
+        return walked
+
+    def _complete(self, start: Start, thens: list[Then], untils: list[Until], event: Event) -> Finding | None:
+        """The finding if the steps after ``start`` complete it."""
+        walked = self.progress(start, thens, untils)
+        if not walked.complete:
             return None
+        begin, start_id, base, _ = start
         evidence: dict[str, Any] = {
             "matches": [],
             "sequence": {
                 "start": {"event_id": start_id, "time": format_timestamp(from_epoch_ms(begin))},
                 "maxspan": format_duration_ms(self.maxspan_ms),
-                "completed": format_timestamp(from_epoch_ms(when)),
+                "completed": format_timestamp(from_epoch_ms(walked.when)),
             },
         }
         if self.total is not None and self.reaches is not None:
@@ -362,12 +370,28 @@ class SequenceRule(CompiledRule):
                 {
                     "field": self.total,
                     "start_value": base,
-                    "total": str(accumulated),
+                    "total": str(walked.accumulated),
                     "reaches": str(self.reaches),
-                    "ratio": _ratio(accumulated, base),
+                    "ratio": _ratio(walked.accumulated, base),
                 }
             )
-        return Finding(event, [start_id, *used], from_epoch_ms(when), evidence)
+        return Finding(event, [start_id, *walked.used], from_epoch_ms(walked.when), evidence)
+
+
+@dataclass
+class Progress:
+    """How far the steps after one start go: complete, cancelled by an ``until``, or still short."""
+
+    start: Start
+    #: The last moment (epoch ms) a step can complete it: the start's time plus ``maxspan``.
+    deadline: int
+    #: The accumulated value the steps must reach (``reaches`` x the start's), if any.
+    goal: Decimal | None
+    used: list[str] = field(default_factory=list)
+    accumulated: Decimal = Decimal(0)
+    when: int = 0
+    complete: bool = False
+    cancelled_by: str | None = None
 
 
 def _ratio(total: Decimal, base: str | None) -> str:
