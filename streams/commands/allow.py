@@ -42,6 +42,11 @@ def add_parsers(commands: Any) -> None:
     add.add_argument("--until", required=True, help="expiry: a date (the end of that day, UTC), a time, or 30d / 12h")
     add.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     add.add_argument("--by", required=True, help="who decided (kept in the audit trail)")
+    add.add_argument(
+        "--rules",
+        action="append",
+        help="the rules the workers run, to check the scope against (repeatable; default: $SENTINEL_RULES)",
+    )
     _signing_arguments(add)
     add.set_defaults(func=cmd_allow_add)
 
@@ -111,7 +116,7 @@ def check_scope(ruleset: Ruleset, rule_id: str | None, typology: str | None) -> 
 def cmd_allow_add(args: argparse.Namespace) -> int:
     """Check, sign and write one new entry."""
     settings = settings_from_env()
-    check_scope(load_rules(settings.rule_paths), args.rule, args.typology)
+    check_scope(load_rules(args.rules or settings.rule_paths), args.rule, args.typology)
     now = datetime.now(UTC)
     change = _change(
         action="add",

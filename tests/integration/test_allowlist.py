@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.core.events import format_timestamp
 from streams.shell.settings import Settings
@@ -33,6 +34,8 @@ from tests.integration.helpers import (
 )
 
 pytestmark = pytest.mark.kafka
+#: The producer's partitioner (murmur2 of the key), to spread test accounts over every partition.
+partitioner = DefaultPartitioner()
 
 #: On the shipped high-risk list (Etherscan label Fake_Phishing1772): `high-risk-sender` reviews it.
 PHISHING = "0x80d7bb18521acbef32d7906502ebe94928690e93"
@@ -110,9 +113,18 @@ class Desk:
         return sum(float(v) for w in self.workers for v in re.findall(pattern, w.metrics(), re.M))
 
     def batch(self, address: str, prefix: str, count: int = 8) -> dict[str, list[str]]:
-        """Deposits from ``address`` into accounts PREFIX-0.. (every partition); the rules that alerted on each."""
+        """Deposits from ``address`` into accounts PREFIX-0.., PREFIX-(count-1); the rules that alerted on each.
+
+        Eight or more accounts are chosen so that they fall in every partition, and so on both workers.
+        """
         before = self.consumed()
-        ids = self.deposits(address, [f"{prefix}-{n}" for n in range(count)])
+        accounts = [f"{prefix}-{n}" for n in range(count)]
+        if count >= 8:
+            partitions = list(range(self.settings.topic_partitions))
+            while {partitioner(a.encode(), partitions, partitions) for a in accounts} != set(partitions):
+                accounts.append(f"{prefix}-{len(accounts)}")
+            count = len(accounts)
+        ids = self.deposits(address, accounts)
         # Counted once the batch's alerts were acknowledged (streams.shell.commit).
         wait_for(lambda: self.consumed() >= before + count, "the deposits to be screened", timeout=60)
         records = asyncio.run(
@@ -154,9 +166,9 @@ def test_an_entry_suppresses_the_finding_on_both_workers_until_it_expires(desk: 
     during = desk.batch(PHISHING, f"during-{run}")
     assert all(rules == [] for rules in during.values()), during
     assert desk.allowlisted() - counted == len(during)
-    for worker in desk.workers:  # each worker logs the entry that suppressed its share
-        if metric(worker, "sentinel_alerts_allowlisted_total", 'rule_id="high-risk-sender"'):
-            assert f"allowlisted by entry {entry}" in worker.log()
+    for worker in desk.workers:  # the accounts span every partition: each worker suppressed its share and logged it
+        assert metric(worker, "sentinel_alerts_allowlisted_total", 'rule_id="high-risk-sender"') > 0
+        assert f"allowlisted by entry {entry}" in worker.log()
 
     time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.5)
     after = desk.batch(PHISHING, f"after-{run}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -35,6 +35,7 @@ from streams.core.events import EPOCH, Event, format_timestamp
 from streams.core.rules.conditions import Condition, Evidence
 from streams.core.rules.durations import format_duration_ms
 from streams.core.rules.observer import EngineObserver
+from streams.core.rules.progress import Progress
 from streams.core.rules.schema import RuleSpec
 from streams.core.rules.state import (
     AccountState,
@@ -376,22 +377,6 @@ class SequenceRule(CompiledRule):
                 }
             )
         return Finding(event, [start_id, *walked.used], from_epoch_ms(walked.when), evidence)
-
-
-@dataclass
-class Progress:
-    """How far the steps after one start go: complete, cancelled by an ``until``, or still short."""
-
-    start: Start
-    #: The last moment (epoch ms) a step can complete it: the start's time plus ``maxspan``.
-    deadline: int
-    #: The accumulated value the steps must reach (``reaches`` x the start's), if any.
-    goal: Decimal | None
-    used: list[str] = field(default_factory=list)
-    accumulated: Decimal = Decimal(0)
-    when: int = 0
-    complete: bool = False
-    cancelled_by: str | None = None
 
 
 def _ratio(total: Decimal, base: str | None) -> str:
