@@ -45,7 +45,15 @@ def test_a_clean_deposit_names_the_failing_condition_of_each_rule(shipped: Rules
     assert found.verdict("ofac-sanctioned-destination").reason == "looks at withdrawal events only"
     assert found.verdict("structuring").reason == "not counted: usd_value is 4500.00, so not usd_value gte 9000"
     assert found.verdict("velocity").reason.startswith("sum of usd_value in the 1h window: 4500.00 (1 event")
-    assert "-> " not in found.text() and "ALERT" not in found.text()
+    assert found.verdict("high-risk-sender").reason == (
+        f"not any address of from_addresses on list labelled_malicious_eth (from_addresses: {CLEAN_EVM})"
+    )
+    assert "ALERT" not in found.text()
+    out = explain(shipped, [withdrawal(event_id="w", to_address="TXYZ", timestamp=at(0))], "w")
+    assert out.verdict("ofac-sanctioned-destination").reason == (
+        "not any address of to_address on list ofac_sdn (to_address: TXYZ)"
+    )
+    assert out.verdict("ofac-sanctioned-sender").outcome == "not_applicable"
 
 
 def test_an_alert_is_the_engines_alert(shipped: Ruleset) -> None:
