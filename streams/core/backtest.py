@@ -26,7 +26,8 @@ from pathlib import Path
 
 from streams.core.alerts import FreezeAlert
 from streams.core.allowlist import Allowlist
-from streams.core.events import Clock, line_time_and_account
+from streams.core.events import Clock
+from streams.core.lines import line_time_and_account
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.observer import CountingObserver
 from streams.core.screening import Record, Screening

@@ -142,6 +142,8 @@ UsdValue = Annotated[Decimal, BeforeValidator(_usd_value)]
 Timestamp = Annotated[datetime, BeforeValidator(_utc_timestamp)]
 Address = Annotated[str, BeforeValidator(_address)]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+#: An amount that may be zero (a chain transfer of no value), exact as the others.
+NonNegativeAmount = Annotated[Decimal, BeforeValidator(_usd_value)]
 
 
 class _Event(BaseModel):
@@ -227,6 +229,18 @@ def parse_event(raw: bytes | None, expected: EventType | None = None, now: datet
     is ``None``) must carry ``type`` on every record. With ``now``, an event stamped more
     than :data:`MAX_FUTURE` after it is refused (a clock or unit error upstream).
     """
+    data = decode_checked(raw)
+    event = _validate(data, expected)
+    check_not_future(event.epoch_ms, data, now)
+    return event
+
+
+def decode_checked(raw: bytes | None) -> Any:
+    """The JSON value of one record, refused (:class:`EventError`) if it cannot be an event of any kind.
+
+    Size, UTF-8, JSON, a key given twice, control characters in the text fields: the checks
+    every input (ledger events and chain transfers) shares.
+    """
     if raw is None:
         raise EventError("empty_value", "record has no value (a tombstone), expected a JSON event")
     if len(raw) > MAX_EVENT_BYTES:
@@ -246,11 +260,14 @@ def parse_event(raw: bytes | None, expected: EventType | None = None, now: datet
         # A control character is in the text only as an escape (\u0000, \n), a raw DEL, or a
         # raw C1 character (UTF-8 \xc2\x80-\x9f); other events skip the look at every field.
         _refuse_control_characters(data)
-    event = _validate(data, expected)
-    if now is not None and event.epoch_ms > epoch_ms(now) + MAX_FUTURE_MS:
+    return data
+
+
+def check_not_future(event_ms: int, data: Any, now: datetime | None) -> None:
+    """Refuse an event stamped more than :data:`MAX_FUTURE` after ``now`` (a clock or unit error upstream)."""
+    if now is not None and event_ms > epoch_ms(now) + MAX_FUTURE_MS:
         stamp = data.get("timestamp") if isinstance(data, dict) else None
         raise EventError("invalid_field", f"field 'timestamp': {stamp!r} is more than a day in the future")
-    return event
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?')
@@ -279,6 +296,7 @@ def _count_keys(value: Any) -> int:
 #: The fields whose text reaches alerts, logs and keys.
 _TEXT_FIELDS = (
     "type", "event_id", "account_id", "chain", "asset", "amount", "usd_value", "timestamp", "tx_hash", "to_address",
+    "from_address", "token_contract",
 )  # fmt: skip
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -301,6 +319,11 @@ def _refuse_control_characters(data: Any) -> None:
 def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
     """Validate an already-decoded JSON object as an event (see :func:`parse_event`)."""
     _refuse_control_characters(data)
+    return _validate(data, expected)
+
+
+def validate_event(data: Any, expected: EventType | None) -> Event:
+    """A decoded JSON value (see :func:`decode_checked`) as a deposit or withdrawal."""
     return _validate(data, expected)
 
 
@@ -333,27 +356,6 @@ def parse_moment(text: str) -> datetime:
     """
     moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def line_timestamp(line: bytes) -> datetime | None:
-    """The ``timestamp`` of a JSON line, leniently (for ordering and shifting files), or ``None``."""
-    return line_time_and_account(line)[0]
-
-
-def line_time_and_account(line: bytes) -> tuple[datetime | None, str | None]:
-    """The ``timestamp`` and ``account_id`` of a JSON line, leniently; ``None`` for what is unreadable."""
-    try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    account = data.get("account_id")
-    try:
-        moment: datetime | None = parse_moment(data.get("timestamp"))  # type: ignore[arg-type]
-    except (AttributeError, TypeError, ValueError):
-        moment = None
-    return moment, account if isinstance(account, str) else None
 
 
 def to_json_dict(event: Event) -> dict[str, Any]:

@@ -23,12 +23,14 @@ from streams.core.backtest import time_order
 from streams.core.events import Clock, Event, format_timestamp
 from streams.core.rules.durations import format_duration_ms
 from streams.core.rules.engine import Ruleset
+from streams.core.rules.exposure_rule import ExposureRule, ExposureStore
 from streams.core.rules.kinds import CompiledRule, CorrelationRule, EventRule, SequenceRule, from_epoch_ms
 from streams.core.rules.observer import CountingObserver
 from streams.core.rules.reasons import why_not
 from streams.core.rules.state import AccountState, Window
 from streams.core.rules.state import Sequence as SequenceState
 from streams.core.screening import Record, Screening
+from streams.core.transfers import Transfer
 
 Outcome = Literal["alert", "no_alert", "excepted", "allowlisted", "suppressed", "late", "not_applicable", "duplicate"]
 MAX_STARTS_SHOWN = 3
@@ -130,12 +132,13 @@ def explain_lines(
     screening = Screening(ruleset, clock=clock, observer=recorder, allowlist=allowlist)
     explained: list[Explanation] = []
     for index in order:
-        if keys[index][1] != account_id:
+        # The account's own events, and every chain transfer (the exposure rules' graphs).
+        if keys[index][1] not in (account_id, None):
             continue
         recorder.notes = {}
         outcome = screening.screen_one(Record("file", 0, index + 1, None, lines[index]))
         event = outcome.event
-        if event is None or not _wanted(event, event_id, since, until):
+        if event is None or isinstance(event, Transfer) or not _wanted(event, event_id, since, until):
             continue
         doc = screening.state.account(event.account_id, 0)
         explanation = Explanation(index + 1, event)
@@ -143,7 +146,9 @@ def explain_lines(
             explanation.invalid = f"{outcome.dead_letter.reason}: {outcome.dead_letter.detail}"
         for rule in ruleset.rules:
             if rule.spec.enabled:
-                verdict = _verdict(rule, event, outcome.alerts, recorder.notes, doc, allowlist, outcome.duplicate)
+                verdict = _verdict(
+                    rule, event, outcome.alerts, recorder.notes, doc, allowlist, outcome.duplicate, screening.exposure
+                )
                 explanation.verdicts.append(verdict)
         explained.append(explanation)
     if event_id is not None and not explained:
@@ -176,6 +181,7 @@ def _verdict(
     doc: AccountState,
     allowlist: Allowlist | None,
     duplicate: bool,
+    exposure: ExposureStore,
 ) -> Verdict:
     spec = rule.spec
     if event.type not in spec.events:
@@ -203,10 +209,12 @@ def _verdict(
         tolerance = format_duration_ms(rule.late_tolerance_ms)
         reason = f"late: more than {tolerance} older than the account's latest {event.type}; not taken into state"
         return Verdict(spec.id, "late", reason)
-    return Verdict(spec.id, "no_alert", _why_nothing(rule, event, doc))
+    return Verdict(spec.id, "no_alert", _why_nothing(rule, event, doc, exposure))
 
 
-def _why_nothing(rule: CompiledRule, event: Event, doc: AccountState) -> str:
+def _why_nothing(rule: CompiledRule, event: Event, doc: AccountState, exposure: ExposureStore) -> str:
+    if isinstance(rule, ExposureRule):
+        return _exposure_reason(rule, event, exposure)
     if isinstance(rule, EventRule):
         return why_not(rule.condition, event)
     if isinstance(rule, CorrelationRule):
@@ -214,6 +222,31 @@ def _why_nothing(rule: CompiledRule, event: Event, doc: AccountState) -> str:
     if isinstance(rule, SequenceRule):
         return _sequence_reason(rule, event, doc)
     return "no finding"
+
+
+def _exposure_reason(rule: ExposureRule, event: Event, exposure: ExposureStore) -> str:
+    if rule.condition is not None and rule.condition(event) is None:
+        return f"not screened: {why_not(rule.condition, event)}"
+    graph = exposure.of(rule.spec.id).graph
+    texts = []
+    for index, key in enumerate(event.address_keys(rule.field_name)):
+        shown = event.addresses(rule.field_name)[index]
+        found = graph.exposed.get(key)
+        if rule.config.seed_of(key) is not None:
+            texts.append(f"{shown} is itself on a seed list (hop 0: the direct rules' case)")
+        elif found is None:
+            texts.append(f"{shown} is not exposed within {rule.config.max_hops} hops of {_seed_names(rule)}")
+        elif found.since_ms > event.epoch_ms:
+            since = format_timestamp(from_epoch_ms(found.since_ms))
+            texts.append(f"{shown} was exposed only from {since}, after this event")
+        else:
+            share = f"{found.share * 100:.1f}%"
+            texts.append(f"{shown} is {found.hops} hops from a seed with {share} of its funds, below {rule.min_share}")
+    return "; ".join(texts) or f"no address in {rule.field_name}"
+
+
+def _seed_names(rule: ExposureRule) -> str:
+    return ", ".join(address_list.info.id for address_list in rule.config.seeds)
 
 
 def _window_reason(rule: CorrelationRule, event: Event, doc: AccountState) -> str:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from streams.core.alerts import FreezeAlert
-from streams.core.events import Clock, line_time_and_account, parse_moment
+from streams.core.events import Clock, parse_moment
+from streams.core.lines import line_time_and_account
 from streams.core.lists import AddressList, ListEntry, ListInfo, read_entries, read_meta
 from streams.core.ofac import ImportReport, read_sdn_advanced
 from streams.core.rules.durations import parse_duration_ms

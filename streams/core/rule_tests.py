@@ -19,6 +19,7 @@ from streams.core.rules.durations import parse_duration_ms
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.schema import RuleSpec, RuleTest
 from streams.core.screening import Record, Screening
+from streams.core.transfers import Transfer, transfer_from_dict
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "deposit": {
@@ -39,6 +40,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "usd_value": "100",
         "to_address": "0x00000000000000000000000000000000000de570",
     },
+    "transfer": {
+        "chain": "ethereum",
+        "asset": "ETH",
+        "amount": "1",
+        "tx_hash": "0xtransfer{n}",
+        "from_address": "0x00000000000000000000000000000000000c1ea4",
+        "to_address": "0x00000000000000000000000000000000000c1ea5",
+    },
 }
 
 
@@ -53,13 +62,17 @@ class CaseResult:
     skipped: bool = False
 
 
-def build_events(case: RuleTest) -> list[Event]:
-    """The case's events, expanded and filled with defaults, in event-time order."""
+def build_events(case: RuleTest) -> list[Event | Transfer]:
+    """The case's events (and chain transfers), expanded and filled with defaults.
+
+    In event-time order, as ``backtest`` screens a file, or as listed with ``order: listed``
+    (an input that arrives late, as it can live).
+    """
     try:
         start = parse_moment(case.start)
     except ValueError:
         raise ValueError(f"start {case.start!r} is not an RFC 3339 time") from None
-    events: list[tuple[datetime, int, Event]] = []
+    events: list[tuple[datetime, int, Event | Transfer]] = []
     n = 0
     for spec in case.events:
         fields = dict(spec.model_extra or {})
@@ -71,10 +84,12 @@ def build_events(case: RuleTest) -> list[Event]:
             data["type"] = spec.type
             data["timestamp"] = format_timestamp(at)
             try:
-                events.append((at, n, event_from_dict(data)))
+                parsed = transfer_from_dict(data) if spec.type == "transfer" else event_from_dict(data)
+                events.append((at, n, parsed))
             except EventError as exc:
                 raise ValueError(f"event {n} of the case is not valid: {exc.detail}") from None
-    events.sort(key=lambda item: (item[0], item[1]))
+    if case.order == "time":
+        events.sort(key=lambda item: (item[0], item[1]))
     return [event for _, _, event in events]
 
 
@@ -94,9 +109,9 @@ def run_case(ruleset: Ruleset, rule: RuleSpec, case: RuleTest) -> CaseResult:
         return CaseResult(rule.id, case.name, False, str(exc))
     # Through the one screening path, exactly as backtest would; "now" is the case's last
     # event, so no event of a case is ever in the future.
-    latest = events[-1].timestamp if events else datetime.min.replace(tzinfo=UTC)
+    latest = max((e.timestamp for e in events), default=datetime.min.replace(tzinfo=UTC))
     screening = Screening(ruleset, clock=lambda: latest)
-    records = (Record("case", 0, n, None, orjson.dumps(to_json_dict(e))) for n, e in enumerate(events, start=1))
+    records = (Record("case", 0, n, None, _json(e)) for n, e in enumerate(events, start=1))
     alerts = [a for outcome in screening.screen(records) for a in outcome.alerts if a.rule_id == rule.id]
     if len(alerts) != len(case.expect):
         got = "; ".join(str(a.event_ids) for a in alerts) or "none"
@@ -109,6 +124,13 @@ def run_case(ruleset: Ruleset, rule: RuleSpec, case: RuleTest) -> CaseResult:
                 False,
                 f"alert {number}: expected events {expected.event_ids}, got {alert.event_ids}",
             )
+        if expected.retroactive is not None and alert.retroactive != expected.retroactive:
+            return CaseResult(
+                rule.id,
+                case.name,
+                False,
+                f"alert {number}: expected retroactive {expected.retroactive}, got {alert.retroactive}",
+            )
         if expected.summary_contains is not None and expected.summary_contains not in alert.summary:
             return CaseResult(
                 rule.id,
@@ -117,6 +139,14 @@ def run_case(ruleset: Ruleset, rule: RuleSpec, case: RuleTest) -> CaseResult:
                 f"alert {number}: summary {alert.summary!r} lacks {expected.summary_contains!r}",
             )
     return CaseResult(rule.id, case.name, True)
+
+
+def _json(item: Event | Transfer) -> bytes:
+    if isinstance(item, Transfer):
+        data = item.model_dump(mode="json", exclude_none=True)
+        data["timestamp"] = format_timestamp(item.timestamp)
+        return orjson.dumps(data)
+    return orjson.dumps(to_json_dict(item))
 
 
 def run_rule_tests(ruleset: Ruleset) -> list[CaseResult]:

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 from streams.core.alerts import FreezeAlert
 from streams.core.allowlist import Allowlist
-from streams.core.events import Clock, Event, EventError, EventType, parse_event
+from streams.core.events import Clock, Event, EventError
 from streams.core.rules.engine import Ruleset
+from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.rules.observer import CountingObserver, EngineObserver
 from streams.core.rules.state import AccountState, DictStore, Journal, StateStore
+from streams.core.transfers import InputType, Transfer, parse_input
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,8 @@ class Outcome:
     """What one record produced: alerts (possibly none), or a dead letter."""
 
     record: Record
-    event: Event | None = None
+    #: The parsed input: a ledger event, or a chain transfer.
+    event: Event | Transfer | None = None
     alerts: list[FreezeAlert] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
     #: The event's id was already screened for this account (a ledger resend): no alerts.
@@ -128,8 +131,11 @@ class Screening:
         state: StateStore | None = None,
         observer: EngineObserver | None = None,
         allowlist: Allowlist | None = None,
+        exposure: ExposureStore | None = None,
     ) -> None:
         self.ruleset = ruleset
+        #: The exposure rules' graphs, fed by chain transfers (see streams.core.exposure).
+        self.exposure = exposure if exposure is not None else ExposureStore()
         #: Replaced whole (between two records) when an allowlist change arrives.
         self.allowlist = allowlist if allowlist is not None else Allowlist()
         self.topic_types = dict(topic_types or {})
@@ -162,22 +168,25 @@ class Screening:
 
     def _parse(self, record: Record) -> Outcome:
         """Decode and validate ``record``; an invalid one gets its dead letter."""
-        expected: EventType | None = self.topic_types.get(record.topic)  # type: ignore[assignment]
+        expected: InputType | None = self.topic_types.get(record.topic)  # type: ignore[assignment]
         try:
-            event = parse_event(record.value, expected, self.clock())
-            if expected is not None:
+            event = parse_input(record.value, expected, self.clock())
+            if expected is not None and not isinstance(event, Transfer):
                 _check_key(record.key, event)
         except EventError as exc:
             return Outcome(record, dead_letter=DeadLetter(record, exc.reason, "EventError", exc.detail))
         return Outcome(record, event)
 
-    def _evaluate(self, outcome: Outcome, event: Event) -> None:
+    def _evaluate(self, outcome: Outcome, event: Event | Transfer) -> None:
         """Fill in the alerts of a parsed outcome; a failure becomes its dead letter.
 
         The account's state is changed in place. If evaluation fails half way, the changes
         are undone from the journal, so a bad record leaves no partial state.
         """
         record = outcome.record
+        if isinstance(event, Transfer):
+            self._observe(outcome, event)
+            return
         try:
             doc = self.state.account(event.account_id, record.partition)
         except ValueError as exc:  # durable state this worker cannot read (a newer format)
@@ -191,7 +200,7 @@ class Screening:
                 outcome.duplicate = True
             else:
                 outcome.alerts = self.ruleset.evaluate_event(
-                    event, doc, self.clock, self.observer, journal, self.allowlist
+                    event, doc, self.clock, self.observer, journal, self.allowlist, self.exposure
                 )
             journal.clear()
         except Exception as exc:  # a bug or a bad rule must not stop screening of other records
@@ -200,6 +209,17 @@ class Screening:
             detail = f"{type(exc).__name__} while evaluating rules: {exc}"
             outcome.dead_letter = DeadLetter(record, "evaluation_error", type(exc).__name__, detail)
         self.observer.evaluated(time.perf_counter() - started)
+
+    def _observe(self, outcome: Outcome, transfer: Transfer) -> None:
+        """A chain transfer feeds the exposure rules; a failure becomes its dead letter."""
+        try:
+            outcome.alerts = self.ruleset.observe_transfer(
+                transfer, self.exposure, self.clock, self.observer, self.allowlist
+            )
+        except Exception as exc:  # as for events: one bad record must not stop the others
+            log.exception("exposure update failed for %s@%d", outcome.record.topic, outcome.record.offset)
+            detail = f"{type(exc).__name__} while following the transfer: {exc}"
+            outcome.dead_letter = DeadLetter(outcome.record, "evaluation_error", type(exc).__name__, detail)
 
 
 def _undo_seen(doc: AccountState, before: tuple[dict[str, int], str, int | None]) -> None:

@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Literal
 
 #: The laundering or sanctions pattern a rule looks for.
-Typology = Literal["sanctions", "high_risk_exposure", "pass_through", "fan_in", "fan_out", "structuring", "velocity"]
+Typology = Literal[
+    "sanctions",
+    "indirect_exposure",
+    "high_risk_exposure",
+    "pass_through",
+    "fan_in",
+    "fan_out",
+    "structuring",
+    "velocity",
+]
 #: How urgent the alert is for the analyst (Falco-style fixed scale).
 Severity = Literal["critical", "high", "medium", "low"]
 #: What compliance operations should do: freeze the account, or open a case to review.

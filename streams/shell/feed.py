@@ -8,7 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from streams.core.events import format_timestamp, line_timestamp, wall_clock
+from streams.core.events import format_timestamp, wall_clock
+from streams.core.lines import line_timestamp
 from streams.shell.clients import started_producer, topic_for
 from streams.shell.settings import Settings
 

@@ -11,9 +11,11 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from streams.core.exposure import ExposureConfig
 from streams.core.lists import AddressList
 from streams.core.rules.conditions import DECIMAL_FIELDS, FIELDS, Condition, ConditionError, Macros, compile_condition
 from streams.core.rules.durations import parse_duration_ms
+from streams.core.rules.exposure_rule import ExposureRule
 from streams.core.rules.kinds import CompiledRule, CorrelationRule, EventRule, RuleException, SequenceRule
 from streams.core.rules.schema import Comparison, RuleSpec
 from streams.core.rules.source import Position, RuleFileError, position_of
@@ -113,8 +115,68 @@ def compile_rule(
             maxspan_ms=parse_duration_ms(seq.maxspan),
             max_state=spec.max_state,
         )
+    if spec.exposure is not None:
+        return _exposure_rule(
+            raw, index, spec, lists, origin, common, condition(spec.condition, "condition") if spec.condition else None
+        )
     assert spec.condition is not None  # the schema requires it for single-event rules
     return EventRule(**common, condition=condition(spec.condition, "condition"))
+
+
+def _exposure_rule(
+    raw: Any,
+    index: int,
+    spec: RuleSpec,
+    lists: dict[str, AddressList],
+    origin: Position | str,
+    common: dict[str, Any],
+    condition: Condition | None,
+) -> ExposureRule:
+    """Compile an exposure rule: its lists must exist, its share must be a fraction."""
+    exposure = spec.exposure
+    assert exposure is not None
+    where = ("rules", index, "exposure")
+
+    def named(ids: list[str], key: str) -> tuple[AddressList, ...]:
+        for i, list_id in enumerate(ids):
+            if list_id not in lists:
+                known = ", ".join(sorted(lists)) or "none defined"
+                position = position_of(raw, (*where, key, i) if key != "tokens" else (*where, key), origin)
+                raise RuleFileError(position, f"exposure: unknown list {list_id!r} (lists: {known})", spec.id)
+        return tuple(lists[list_id] for list_id in ids)
+
+    min_share = None
+    if exposure.min_share is not None:
+        try:
+            min_share = Decimal(
+                repr(exposure.min_share) if isinstance(exposure.min_share, float) else exposure.min_share
+            )
+        except InvalidOperation:
+            min_share = Decimal(-1)
+        if not Decimal(0) <= min_share <= Decimal(1):
+            position = position_of(raw, (*where, "min_share"), origin)
+            raise RuleFileError(position, f"exposure: min_share {exposure.min_share!r} is not between 0 and 1", spec.id)
+    if not set(spec.events) <= {"deposit", "withdrawal"}:
+        raise RuleFileError(
+            position_of(raw, ("rules", index, "events"), origin),
+            "exposure rules screen deposits and withdrawals",
+            spec.id,
+        )
+    config = ExposureConfig(
+        seeds=named(exposure.seeds, "seeds"),
+        stops=named(exposure.stop_at, "stop_at"),
+        tokens=named([exposure.tokens], "tokens")[0] if exposure.tokens else None,
+        max_hops=exposure.max_hops,
+        expire_ms=parse_duration_ms(exposure.expire),
+    )
+    return ExposureRule(
+        **common,
+        condition=condition,
+        field_name=exposure.field,
+        config=config,
+        min_share=min_share,
+        lookback_ms=parse_duration_ms(exposure.lookback),
+    )
 
 
 def _threshold(condition: Mapping[Comparison, int | float | str], scale: int) -> Callable[[Decimal | int], bool]:

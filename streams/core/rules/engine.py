@@ -18,9 +18,11 @@ from streams.core.alerts import FreezeAlert, alert_id_for
 from streams.core.allowlist import Allowlist
 from streams.core.events import EVENT_TYPES, Clock, Event, epoch_ms, format_timestamp
 from streams.core.lists import AddressList
+from streams.core.rules.exposure_rule import ExposureRule, ExposureStore
 from streams.core.rules.kinds import CompiledRule, Finding
 from streams.core.rules.observer import CountingObserver, EngineObserver
 from streams.core.rules.state import AccountState, DictStore, Journal, StateStore, Suppression, put
+from streams.core.transfers import Transfer
 
 
 @dataclass
@@ -34,12 +36,25 @@ class Ruleset:
     #: Alerts of this ruleset are found after the fact (``sentinel rescreen``).
     retroactive: bool = False
     _by_type: dict[str, tuple[CompiledRule, ...]] = field(init=False, repr=False)
+    _exposure_by_type: dict[str, tuple[ExposureRule, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Rules are grouped by event type once, so evaluation does not filter per event.
+        # Exposure rules look at state by address, not the account's: they go apart.
         self._by_type = {
-            kind: tuple(r for r in self.rules if r.spec.enabled and kind in r.spec.events) for kind in EVENT_TYPES
+            kind: tuple(
+                r for r in self.rules if r.spec.enabled and kind in r.spec.events and not isinstance(r, ExposureRule)
+            )
+            for kind in EVENT_TYPES
         }
+        self._exposure_by_type = {
+            kind: tuple(r for r in self.exposure_rules if kind in r.spec.events) for kind in EVENT_TYPES
+        }
+
+    @property
+    def exposure_rules(self) -> tuple[ExposureRule, ...]:
+        """The enabled exposure rules (they follow chain transfers)."""
+        return tuple(r for r in self.rules if r.spec.enabled and isinstance(r, ExposureRule))
 
     @property
     def state_horizon_ms(self) -> int:
@@ -58,8 +73,9 @@ class Ruleset:
         observer: EngineObserver,
         journal: Journal,
         allowlist: Allowlist | None = None,
+        exposure: ExposureStore | None = None,
     ) -> list[FreezeAlert]:
-        """The alerts ``event`` raises, in rule order; ``doc`` is its account's state, changed in place.
+        """The alerts ``event`` raises, in rule order (exposure rules last); ``doc`` is its account's state.
 
         The inverse of every change is written to ``journal``, so a caller can roll the
         account back if anything fails. ``now`` stamps each alert's ``detected_at`` (it
@@ -67,15 +83,51 @@ class Ruleset:
         alert, but the rule's state has taken the event in all the same.
         """
         alerts: list[FreezeAlert] = []
-        rules = self.rules_for(event.type)
-        if not rules:
-            return alerts
         t = event.epoch_ms
-        for rule in rules:
+        for rule in self.rules_for(event.type):
             for finding in rule.find(event, t, doc, observer, journal):
                 if self._allowed(rule, finding, doc, observer, journal, allowlist):
                     alerts.append(self._alert(rule, finding, now()))
+        if exposure is not None:
+            for exposure_rule in self._exposure_by_type.get(event.type, ()):
+                for finding in exposure_rule.find_exposed(event, exposure.of(exposure_rule.spec.id)):
+                    if self._allowed(exposure_rule, finding, doc, observer, journal, allowlist):
+                        alerts.append(self._alert(exposure_rule, finding, now()))
         return alerts
+
+    def observe_transfer(
+        self,
+        transfer: Transfer,
+        exposure: ExposureStore,
+        now: Clock,
+        observer: EngineObserver,
+        allowlist: Allowlist | None = None,
+    ) -> list[FreezeAlert]:
+        """Take a chain transfer into every exposure rule's graph; the retroactive alerts it makes.
+
+        A retroactive alert is for a deposit screened before this transfer exposed its
+        sender (the transfer arrived late): its account's state is not at hand here, so
+        the rule's exceptions and the allowlist apply, its suppression period does not.
+        """
+        alerts: list[FreezeAlert] = []
+        for rule in self.exposure_rules:
+            for finding in rule.observe(transfer, exposure.of(rule.spec.id)):
+                if not self._excepted(rule, finding, observer, allowlist):
+                    alerts.append(self._alert(rule, finding, now(), retroactive=True))
+        return alerts
+
+    @staticmethod
+    def _excepted(rule: CompiledRule, finding: Finding, observer: EngineObserver, allowlist: Allowlist | None) -> bool:
+        for exception in rule.exceptions:
+            if exception.condition(finding.event) is not None:
+                observer.excepted(rule.spec.id, exception.id)
+                return True
+        if allowlist and rule.spec.overridable:
+            entry_id = allowlist.match(rule.spec.id, rule.spec.typology, finding.event)
+            if entry_id is not None:
+                observer.allowlisted(rule.spec.id, entry_id, finding.event.event_id)
+                return True
+        return False
 
     def evaluate(
         self,
@@ -110,15 +162,8 @@ class Ruleset:
         allowlist: Allowlist | None,
     ) -> bool:
         """Apply the rule's exceptions, then the allowlist, then its suppression period."""
-        for exception in rule.exceptions:
-            if exception.condition(finding.event) is not None:
-                observer.excepted(rule.spec.id, exception.id)
-                return False
-        if allowlist and rule.spec.overridable:
-            entry_id = allowlist.match(rule.spec.id, rule.spec.typology, finding.event)
-            if entry_id is not None:
-                observer.allowlisted(rule.spec.id, entry_id, finding.event.event_id)
-                return False
+        if Ruleset._excepted(rule, finding, observer, allowlist):
+            return False
         if rule.suppress_ms is None:
             return True
         last = doc.suppressed.get(rule.spec.id)
@@ -134,7 +179,9 @@ class Ruleset:
         put(doc.suppressed, rule.spec.id, Suppression(moment, alert_id), journal)
         return True
 
-    def _alert(self, rule: CompiledRule, finding: Finding, detected_at: datetime) -> FreezeAlert:
+    def _alert(
+        self, rule: CompiledRule, finding: Finding, detected_at: datetime, *, retroactive: bool = False
+    ) -> FreezeAlert:
         spec = rule.spec
         event = finding.event
         return FreezeAlert(
@@ -151,7 +198,7 @@ class Ruleset:
             event_time=finding.event_time,
             detected_at=detected_at,
             summary=rule.summary(event, finding.evidence),
-            retroactive=self.retroactive,
+            retroactive=self.retroactive or retroactive,
             evidence={"event": _event_evidence(event), **finding.evidence},
         )
 

@@ -109,6 +109,21 @@ class SequenceSpec(_Strict):
     until: StepSpec | None = None
 
 
+class ExposureSpec(_Strict):
+    """Indirect exposure: the event's address received funds within ``max_hops`` of a seed list."""
+
+    field: Literal["from_addresses", "to_address"] = Field(
+        description="The counterparty addresses to look up: a deposit's senders, a withdrawal's destination."
+    )
+    seeds: list[str] = Field(min_length=1, description="Lists whose addresses are hop 0.")
+    max_hops: int = Field(3, ge=1, le=6)
+    stop_at: list[str] = Field(default_factory=list, description="Lists whose addresses end propagation.")
+    tokens: str | None = Field(default=None, description="A list of token contracts that carry value.")
+    min_share: float | str | None = Field(default=None, description="Alert only from this traced share (0 to 1).")
+    expire: Duration = Field("180d", description="An exposed address untouched this long is forgotten.")
+    lookback: Duration = Field("30d", description="How far back a newly exposed address's deposits are alerted.")
+
+
 class ListSpec(_Strict):
     """A named address list, from a file beside the rule file or inline."""
 
@@ -138,6 +153,7 @@ class ExpectedAlert(_Strict):
 
     event_ids: list[str] | None = Field(default=None, description="The events behind it, in order.")
     summary_contains: str | None = None
+    retroactive: bool | None = Field(default=None, description="Found after the fact (an exposure learnt late).")
 
 
 class RuleTestEvent(BaseModel):
@@ -150,7 +166,7 @@ class RuleTestEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     at: Duration = "0s"
-    type: EventType
+    type: EventType | Literal["transfer"]
     repeat: int = Field(1, ge=1, le=100_000)
     every: Duration = "0s"
 
@@ -162,6 +178,9 @@ class RuleTest(_Strict):
     start: str = "2026-01-01T00:00:00Z"
     events: list[RuleTestEvent] = Field(min_length=1)
     expect: list[ExpectedAlert]
+    order: Literal["time", "listed"] = Field(
+        "time", description="Screen the events in time order (as backtest), or as listed (a late arrival, live)."
+    )
 
 
 class RuleSpec(_Strict):
@@ -185,6 +204,7 @@ class RuleSpec(_Strict):
     )
     correlation: CorrelationSpec | None = None
     sequence: SequenceSpec | None = None
+    exposure: ExposureSpec | None = None
     exceptions: list[ExceptionSpec] = Field(default_factory=list)
     overridable: bool = Field(
         True, description="Whether `sentinel allow` entries may suppress its findings (false for sanctions)."
@@ -200,9 +220,10 @@ class RuleSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> RuleSpec:
-        if self.correlation is not None and self.sequence is not None:
-            raise ValueError("a rule is a correlation or a sequence, not both")
-        if self.correlation is None and self.sequence is None and self.condition is None:
+        kinds = [k for k in ("correlation", "sequence", "exposure") if getattr(self, k) is not None]
+        if len(kinds) > 1:
+            raise ValueError(f"a rule is one of correlation, sequence and exposure, not {' and '.join(kinds)}")
+        if not kinds and self.condition is None:
             raise ValueError("a single-event rule needs 'condition'")
         if self.sequence is not None and self.condition is not None:
             raise ValueError("a sequence puts its conditions on 'start', 'then' and 'until'")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from streams.core.errors import RuleError
@@ -48,8 +49,21 @@ SEQUENCE_PLACEHOLDERS = (
     "maxspan",
     "start_event_id",
 )
+EXPOSURE_PLACEHOLDERS = (
+    "exposure_address",
+    "exposure_entity",
+    "exposure_hops",
+    "exposure_share",
+    "exposure_via",
+    "exposure_path",
+)
 PLACEHOLDERS = frozenset(
-    EVENT_PLACEHOLDERS + MATCH_PLACEHOLDERS + RULE_PLACEHOLDERS + WINDOW_PLACEHOLDERS + SEQUENCE_PLACEHOLDERS
+    EVENT_PLACEHOLDERS
+    + MATCH_PLACEHOLDERS
+    + RULE_PLACEHOLDERS
+    + WINDOW_PLACEHOLDERS
+    + SEQUENCE_PLACEHOLDERS
+    + EXPOSURE_PLACEHOLDERS
 )
 
 Summary = Callable[[Event, dict[str, Any]], str]
@@ -72,6 +86,7 @@ def compile_summary(template: str, rule_id: str, rule_name: str) -> Summary:
         values.update(_match_values(evidence.get("matches", [])))
         values.update(_window_values(evidence.get("window")))
         values.update(_sequence_values(evidence.get("sequence")))
+        values.update(_exposure_values(evidence.get("exposure")))
         values["rule_id"] = rule_id
         values["rule_name"] = rule_name
         return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
@@ -139,4 +154,21 @@ def _sequence_values(sequence: dict[str, Any] | None) -> dict[str, str]:
         "sequence_ratio": str(sequence.get("ratio", "n/a")),
         "maxspan": str(sequence["maxspan"]),
         "start_event_id": str(sequence["start"]["event_id"]),
+    }
+
+
+def _exposure_values(exposure: dict[str, Any] | None) -> dict[str, str]:
+    if not exposure:
+        return {}
+    path = exposure["path"]
+    # The address that paid the exposed one: the last intermediary (the seed itself at one hop).
+    via = path[-1]["from"] if path else exposure["seed_address"]
+    share = Decimal(exposure["share"]) * 100
+    return {
+        "exposure_address": str(exposure["address"]),
+        "exposure_entity": str(exposure["entity"]),
+        "exposure_hops": str(exposure["hops"]),
+        "exposure_share": f"{share.quantize(Decimal(1))}%",
+        "exposure_via": str(via),
+        "exposure_path": " -> ".join([exposure["seed_address"], *(hop["to"] for hop in path)]),
     }

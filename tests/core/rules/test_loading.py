@@ -287,7 +287,7 @@ def test_sequence_and_correlation_together_are_refused(tmp_path: Path) -> None:
         "    sequence:\n",
         "    correlation: {type: event_count, timespan: 1h, condition: {gte: 2}}\n    sequence:\n",
     )
-    assert "a correlation or a sequence, not both" in str(error_for(tmp_path, text))
+    assert "one of correlation, sequence and exposure, not correlation and sequence" in str(error_for(tmp_path, text))
 
 
 def test_single_event_rule_needs_a_condition(tmp_path: Path) -> None:

@@ -1,0 +1,117 @@
+"""The exposure kind of rule: a counterparty exposed 1 to ``max_hops`` hops downstream of a seed.
+
+The exposure itself is kept by :mod:`streams.core.exposure`, one graph per rule, fed with
+chain transfers (:meth:`ExposureRule.observe`). A ledger event is checked against it
+(:meth:`ExposureRule.find_exposed`): an address on a seed list itself is left to the
+direct rules (it is hop 0, not indirect); an exposed address alerts if it was exposed at or
+before the event's time (time-respecting) and its share reaches ``min_share``.
+
+**Retroactive**: the graph remembers, per sending address, the deposits screened from it
+within ``lookback``. When a transfer processed later exposes an address as of a time at or
+before such a deposit (the transfer arrived late), the deposit gets one alert with
+``retroactive: true``; it is then forgotten, so it is alerted once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from streams.core.events import Event
+from streams.core.exposure import Exposure, ExposureConfig, ExposureGraph, exposure_evidence
+from streams.core.rules.conditions import Condition
+from streams.core.rules.kinds import CompiledRule, Finding
+from streams.core.transfers import Transfer
+
+#: Deposits remembered per sending address for retroactive alerts (the oldest go first).
+MAX_REMEMBERED = 64
+
+
+@dataclass
+class RuleExposureState:
+    """One exposure rule's state: the graph of exposed addresses and the deposits seen per sender."""
+
+    graph: ExposureGraph = field(default_factory=ExposureGraph)
+    #: Normalised sender -> (event time ms, event) of deposits screened while it was not exposed.
+    seen: dict[str, list[tuple[int, Event]]] = field(default_factory=dict)
+
+
+@dataclass
+class ExposureStore:
+    """Every exposure rule's state, by rule id (a dict in the core; see the shell for the worker's)."""
+
+    rules: dict[str, RuleExposureState] = field(default_factory=dict)
+
+    def of(self, rule_id: str) -> RuleExposureState:
+        """The state of one exposure rule (made empty on first use)."""
+        found = self.rules.get(rule_id)
+        if found is None:
+            found = self.rules[rule_id] = RuleExposureState()
+        return found
+
+
+@dataclass(frozen=True)
+class ExposureRule(CompiledRule):
+    """A ledger event whose counterparty received funds downstream of a seed."""
+
+    condition: Condition | None
+    field_name: str
+    config: ExposureConfig
+    min_share: Decimal | None
+    lookback_ms: int
+
+    @property
+    def _window_ms(self) -> int:
+        return 0  # the account state holds nothing of this rule: its state is by address
+
+    def find_exposed(self, event: Event, state: RuleExposureState) -> list[Finding]:
+        """The finding on ``event`` if a counterparty is exposed as of its time (and remember the event)."""
+        if self.condition is not None and self.condition(event) is None:
+            return []
+        t = event.epoch_ms
+        best: tuple[Exposure, str] | None = None
+        for index, key in enumerate(event.address_keys(self.field_name)):
+            if self.config.seed_of(key) is not None:
+                continue  # hop 0: the direct (sanctions) rules alert on it
+            found = state.graph.exposed.get(key)
+            if found is not None and found.since_ms <= t and self._enough(found):
+                if best is None or found.hops < best[0].hops:
+                    best = (found, event.addresses(self.field_name)[index])
+            elif event.type == "deposit":
+                self._remember(state, key, t, event)
+        if best is None:
+            return []
+        return [self._finding(event, best[1], best[0])]
+
+    def observe(self, transfer: Transfer, state: RuleExposureState) -> list[Finding]:
+        """Take a transfer into the graph; the retroactive findings it makes (deposits screened too early)."""
+        created = state.graph.observe(self.config, transfer)
+        if created is None or not self._enough(created):
+            return []
+        waiting = state.seen.pop(transfer.receiver, None)
+        if not waiting:
+            return []
+        findings = []
+        keep = []
+        for t, event in waiting:
+            if t >= created.since_ms:
+                findings.append(self._finding(event, transfer.to_address, created))
+            else:
+                keep.append((t, event))  # paid before the funds arrived: not exposed then
+        if keep:
+            state.seen[transfer.receiver] = keep
+        return findings
+
+    def _enough(self, exposure: Exposure) -> bool:
+        return self.min_share is None or exposure.share >= self.min_share
+
+    def _remember(self, state: RuleExposureState, key: str, t: int, event: Event) -> None:
+        kept = [(when, e) for when, e in state.seen.get(key, []) if when > t - self.lookback_ms]
+        kept.append((t, event))
+        state.seen[key] = kept[-MAX_REMEMBERED:]
+
+    def _finding(self, event: Event, address: str, exposure: Exposure) -> Finding:
+        evidence: dict[str, Any] = exposure_evidence(exposure, address, self.config.max_hops)
+        match = {"field": self.field_name, "address": address, "list": evidence["list"], "entry": evidence["entry"]}
+        return Finding(event, [event.event_id], event.timestamp, {"matches": [match], "exposure": evidence})

@@ -1,0 +1,124 @@
+"""The chain-transfer contract: on-chain movements between addresses, to follow funds through hops.
+
+A transfer is not a ledger event: it has no account, only a sender and a receiver
+address (the ``chain-transfers`` topic, or lines with ``"type": "transfer"`` in a file).
+Its amount may be zero (a contract call, address-poisoning dust): such a transfer is
+valid input, and carries no exposure. See docs/events.md and
+:mod:`streams.core.exposure` for what is done with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from streams.core.chains import CHAINS, normalise_address
+from streams.core.errors import first_problem
+from streams.core.events import (
+    Address,
+    Event,
+    EventError,
+    EventType,
+    NonEmpty,
+    NonNegativeAmount,
+    Timestamp,
+    UsdValue,
+    check_not_future,
+    decode_checked,
+    epoch_ms,
+    validate_event,
+)
+
+InputType = Literal["deposit", "withdrawal", "transfer"]
+
+
+class Transfer(BaseModel):
+    """Value moved from one address to another on a chain (native coin or a token)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+    type: Literal["transfer"] = "transfer"
+    event_id: NonEmpty
+    chain: str
+    tx_hash: NonEmpty
+    log_index: int | None = Field(default=None, ge=0)
+    from_address: Address
+    to_address: Address
+    asset: NonEmpty
+    #: The token's contract; absent for the chain's native coin.
+    token_contract: Address | None = None
+    amount: NonNegativeAmount
+    usd_value: UsdValue | None = None
+    timestamp: Timestamp
+    block: int | None = Field(default=None, ge=0)
+
+    @field_validator("chain")
+    @classmethod
+    def _known_chain(cls, value: str) -> str:
+        if value not in CHAINS:
+            raise ValueError(f"unknown chain {value[:40]!r}; known: {', '.join(sorted(CHAINS))}")
+        return value
+
+    @cached_property
+    def epoch_ms(self) -> int:
+        """Exact epoch milliseconds of ``timestamp``."""
+        return epoch_ms(self.timestamp)
+
+    @cached_property
+    def sender(self) -> str:
+        """The sender in its matching form."""
+        return normalise_address(self.from_address)
+
+    @cached_property
+    def receiver(self) -> str:
+        """The receiver in its matching form."""
+        return normalise_address(self.to_address)
+
+    @cached_property
+    def token(self) -> str | None:
+        """The token contract in its matching form (``None``: the native coin)."""
+        return normalise_address(self.token_contract) if self.token_contract else None
+
+
+def parse_input(raw: bytes | None, expected: InputType | None = None, now: datetime | None = None) -> Event | Transfer:
+    """Decode and validate one input record: a deposit, a withdrawal or a chain transfer.
+
+    As :func:`streams.core.events.parse_event`, with ``"transfer"`` as one more type
+    (the ``chain-transfers`` topic implies it).
+    """
+    data = decode_checked(raw)
+    declared = data.get("type") if isinstance(data, dict) else None
+    if expected == "transfer" or (expected is None and declared == "transfer"):
+        transfer = transfer_from_dict(data)
+        check_not_future(transfer.epoch_ms, data, now)
+        return transfer
+    event = validate_event(data, expected)
+    check_not_future(event.epoch_ms, data, now)
+    return event
+
+
+def transfer_from_dict(data: Any) -> Transfer:
+    """Validate a decoded JSON value as a transfer; raises :class:`EventError`."""
+    if not isinstance(data, dict):
+        raise EventError("invalid_json", f"value is a JSON {type(data).__name__}, expected an object")
+    if data.get("type", "transfer") != "transfer":
+        raise EventError("type_mismatch", f"a {str(data.get('type'))[:40]} on the chain-transfers topic")
+    try:
+        return Transfer.model_validate(data)
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        field = ".".join(str(part) for part in problem.loc)
+        if problem.kind == "missing":
+            raise EventError("missing_field", f"required field {field!r} is missing") from None
+        raise EventError("invalid_field", f"field {field!r}: {problem.message}") from None
+
+
+def is_transfer(item: Event | Transfer) -> bool:
+    """Whether a parsed input is a chain transfer (not a ledger event)."""
+    return item.type == "transfer"
+
+
+__all__ = ["EventType", "InputType", "Transfer", "is_transfer", "parse_input", "transfer_from_dict"]
