@@ -17,6 +17,7 @@ import orjson
 from streams.core.events import Event, EventError, event_from_dict, format_timestamp, parse_moment, to_json_dict
 from streams.core.rules.durations import parse_duration_ms
 from streams.core.rules.engine import Ruleset
+from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.rules.schema import RuleSpec, RuleTest
 from streams.core.screening import Record, Screening
 from streams.core.transfers import Transfer, transfer_from_dict
@@ -110,7 +111,9 @@ def run_case(ruleset: Ruleset, rule: RuleSpec, case: RuleTest) -> CaseResult:
     # Through the one screening path, exactly as backtest would; "now" is the case's last
     # event, so no event of a case is ever in the future.
     latest = max((e.timestamp for e in events), default=datetime.min.replace(tzinfo=UTC))
-    screening = Screening(ruleset, clock=lambda: latest)
+    # As listed, a transfer can come after the deposits it exposes: remember them, as live.
+    exposure = ExposureStore(remember_deposits=case.order == "listed")
+    screening = Screening(ruleset, clock=lambda: latest, exposure=exposure)
     records = (Record("case", 0, n, None, _json(e)) for n, e in enumerate(events, start=1))
     alerts = [a for outcome in screening.screen(records) for a in outcome.alerts if a.rule_id == rule.id]
     if len(alerts) != len(case.expect):

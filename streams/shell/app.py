@@ -39,6 +39,7 @@ from streams.core.allowlist import Allowlist
 from streams.core.compact_lists import changed_counts
 from streams.core.events import parse_moment, wall_clock
 from streams.core.rules.engine import Ruleset
+from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Record, Screening
 from streams.shell import metrics
@@ -136,6 +137,9 @@ class SentinelApp(BatchDeliveryApp):
             clock=wall_clock,
             state=self.state_store,
             observer=metrics.PrometheusObserver(),
+            # The worker does not follow chain transfers yet: exposure rules find nothing, and
+            # nothing could expose a deposit's sender later, so no deposit is remembered.
+            exposure=ExposureStore(remember_deposits=False),
         )
         self.sink = AlertSink(settings, changelog_topic=self.state_table.changelog_topic.get_topic_name())
         self.commit_pipeline = CommitPipeline(self.sink, self.state_store, self, on_complete=self._count_batch)

@@ -28,7 +28,7 @@ def sentinel(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 def test_rules_check_summarises_the_shipped_pack() -> None:
     result = sentinel("rules", "check", "rules")
     assert result.returncode == 0, result.stderr
-    assert "8 rule(s), 2 list(s)" in result.stdout
+    assert "9 rule(s), 4 list(s)" in result.stdout
     assert "ofac_sdn" in result.stdout and "745 addresses" in result.stdout
     assert "pass-through" in result.stdout
 

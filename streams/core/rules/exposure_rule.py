@@ -26,6 +26,8 @@ from streams.core.transfers import Transfer
 
 #: Deposits remembered per sending address for retroactive alerts (the oldest go first).
 MAX_REMEMBERED = 64
+#: Sending addresses remembered in all (the longest-remembered go first): a bound on memory.
+MAX_SENDERS = 200_000
 
 
 @dataclass
@@ -35,6 +37,7 @@ class RuleExposureState:
     graph: ExposureGraph = field(default_factory=ExposureGraph)
     #: Normalised sender -> (event time ms, event) of deposits screened while it was not exposed.
     seen: dict[str, list[tuple[int, Event]]] = field(default_factory=dict)
+    remember: bool = True
 
 
 @dataclass
@@ -42,12 +45,17 @@ class ExposureStore:
     """Every exposure rule's state, by rule id (a dict in the core; see the shell for the worker's)."""
 
     rules: dict[str, RuleExposureState] = field(default_factory=dict)
+    #: Remember screened deposits for retroactive alerts: only where input can arrive out of
+    #: event-time order (live topics; a rule test with ``order: listed``). A backtest screens
+    #: in time order, so a transfer always comes before the deposits it exposes, and
+    #: remembering would only cost memory.
+    remember_deposits: bool = False
 
     def of(self, rule_id: str) -> RuleExposureState:
         """The state of one exposure rule (made empty on first use)."""
         found = self.rules.get(rule_id)
         if found is None:
-            found = self.rules[rule_id] = RuleExposureState()
+            found = self.rules[rule_id] = RuleExposureState(remember=self.remember_deposits)
         return found
 
 
@@ -78,7 +86,7 @@ class ExposureRule(CompiledRule):
             if found is not None and found.since_ms <= t and self._enough(found):
                 if best is None or found.hops < best[0].hops:
                     best = (found, event.addresses(self.field_name)[index])
-            elif event.type == "deposit":
+            elif event.type == "deposit" and state.remember:
                 self._remember(state, key, t, event)
         if best is None:
             return []
@@ -107,9 +115,12 @@ class ExposureRule(CompiledRule):
         return self.min_share is None or exposure.share >= self.min_share
 
     def _remember(self, state: RuleExposureState, key: str, t: int, event: Event) -> None:
-        kept = [(when, e) for when, e in state.seen.get(key, []) if when > t - self.lookback_ms]
+        seen = state.seen
+        kept = [(when, e) for when, e in seen.pop(key, []) if when > t - self.lookback_ms]
         kept.append((t, event))
-        state.seen[key] = kept[-MAX_REMEMBERED:]
+        seen[key] = kept[-MAX_REMEMBERED:]  # re-inserted: the dict's order is least recently used first
+        if len(seen) > MAX_SENDERS:
+            del seen[next(iter(seen))]
 
     def _finding(self, event: Event, address: str, exposure: Exposure) -> Finding:
         evidence: dict[str, Any] = exposure_evidence(exposure, address, self.config.max_hops)
