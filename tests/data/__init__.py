@@ -14,3 +14,4 @@ OFAC_REFERENCE = OFAC / "reference"
 OFAC_PUBLISHED = OFAC / "published"
 #: IBM AMLworld (HI-Small) laundering patterns.
 AMLWORLD_PATTERNS = DATA / "amlworld" / "amlworld_HI-Small_patterns.json"
+RONIN = DATA / "ronin"
