@@ -11,8 +11,9 @@ import orjson
 import pytest
 
 from streams.core.backtest import backtest_file
-from streams.core.events import EventError, parse_event, wall_clock
+from streams.core.events import EventError, wall_clock
 from streams.core.rules.loader import load_ruleset
+from streams.core.transfers import parse_input
 from tests.data import REPO
 from tests.factories import deposit, raw, withdrawal
 
@@ -33,10 +34,43 @@ def schema_accepts(event: dict[str, Any]) -> bool:
 
 def parser_accepts(event: dict[str, Any]) -> bool:
     try:
-        parse_event(raw(event))
+        parse_input(raw(event))
     except EventError:
         return False
     return True
+
+
+def transfer(**changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "transfer", "event_id": "0xabc:3", "chain": "ethereum", "tx_hash": "0xabc", "log_index": 3,
+        "from_address": "0x098B716B8Aaf21512996dC57EB0615e2383E2f96",
+        "to_address": "0x1111111111111111111111111111111111111111", "asset": "USDT",
+        "token_contract": "0xdac17f958d2ee523a2206206994597c13d831ec7", "amount": "12.5",
+        "timestamp": "2022-03-29T12:00:00Z", "block": 14480000,
+    }  # fmt: skip
+    event.update(changes)
+    return {k: v for k, v in event.items() if v is not ...}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        transfer(),
+        transfer(amount="0"),
+        transfer(token_contract=..., log_index=..., block=..., asset="ETH", usd_value="3400.10"),
+        transfer(amount="-1"),
+        transfer(amount=1),
+        transfer(tx_hash=...),
+        transfer(from_address=...),
+        transfer(log_index=-1),
+        transfer(block="1"),
+        transfer(to_address="has space"),
+        transfer(chain="dogechain"),
+        transfer(event_id="t\n1"),
+    ],
+)
+def test_transfer_schema_and_parser_agree(event: dict[str, Any]) -> None:
+    assert schema_accepts(event) == parser_accepts(event)
 
 
 @pytest.mark.parametrize(
