@@ -10,6 +10,7 @@ have lost digits before we see it. See docs/events.md.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -235,11 +236,11 @@ def parse_event(raw: bytes | None, expected: EventType | None = None, now: datet
     return event
 
 
-def decode_checked(raw: bytes | None) -> Any:
+def decode_checked(raw: bytes | None, *, exact_integers: bool = False) -> Any:
     """The JSON value of one record, refused (:class:`EventError`) if it cannot be an event of any kind.
 
-    Size, UTF-8, JSON, a key given twice, control characters in the text fields: the checks
-    every input (ledger events and chain transfers) shares.
+    Size, UTF-8, JSON, a key given twice, control characters in text fields: checks every input
+    shares. ``exact_integers`` keeps JSON integers of any size exact (ethereum-etl's uint256).
     """
     if raw is None:
         raise EventError("empty_value", "record has no value (a tombstone), expected a JSON event")
@@ -249,11 +250,14 @@ def decode_checked(raw: bytes | None) -> Any:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventError("invalid_utf8", f"value is not UTF-8 (byte {exc.start})") from None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise EventError("invalid_json", f"value is not JSON: {exc}") from None
-    if _has_duplicate_keys(raw, data):
+    if exact_integers:
+        data = _loads_exact(raw)
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise EventError("invalid_json", f"value is not JSON: {exc}") from None
+    if not exact_integers and _has_duplicate_keys(raw, data):
         # JSON parsers keep one of the two silently; which amount was meant is unknowable.
         raise EventError("invalid_json", "an object has the same key twice")
     if b"\\" in raw or b"\x7f" in raw or b"\xc2" in raw:
@@ -261,6 +265,20 @@ def decode_checked(raw: bytes | None) -> Any:
         # raw C1 character (UTF-8 \xc2\x80-\x9f); other events skip the look at every field.
         _refuse_control_characters(data)
     return data
+
+
+def _loads_exact(raw: bytes) -> Any:
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({key for key, _ in pairs}) != len(pairs):
+            raise EventError("invalid_json", "an object has the same key twice")
+        return dict(pairs)
+
+    try:
+        return json.loads(raw, object_pairs_hook=unique)
+    except ValueError as exc:
+        if isinstance(exc, EventError):
+            raise
+        raise EventError("invalid_json", f"value is not JSON: {exc}") from None
 
 
 def check_not_future(event_ms: int, data: Any, now: datetime | None) -> None:

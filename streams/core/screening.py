@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from streams.core.alerts import FreezeAlert
 from streams.core.allowlist import Allowlist
 from streams.core.events import Clock, Event, EventError
+from streams.core.inputs import parse_input
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.rules.observer import CountingObserver, EngineObserver
 from streams.core.rules.state import AccountState, DictStore, Journal, StateStore
-from streams.core.transfers import InputType, Transfer, parse_input
+from streams.core.transfers import InputType, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ class Screening:
         """Decode and validate ``record``; an invalid one gets its dead letter."""
         expected: InputType | None = self.topic_types.get(record.topic)  # type: ignore[assignment]
         try:
-            event = parse_input(record.value, expected, self.clock())
+            event = parse_input(record.value, expected, self.clock(), token_info=self.ruleset.token_info)
             if expected is not None and not isinstance(event, Transfer):
                 _check_key(record.key, event)
         except EventError as exc:

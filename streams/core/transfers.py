@@ -9,7 +9,6 @@ valid input, and carries no exposure. See docs/events.md and
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
@@ -26,10 +25,7 @@ from streams.core.events import (
     NonNegativeAmount,
     Timestamp,
     UsdValue,
-    check_not_future,
-    decode_checked,
     epoch_ms,
-    validate_event,
 )
 
 InputType = Literal["deposit", "withdrawal", "transfer"]
@@ -83,23 +79,6 @@ class Transfer(BaseModel):
         return normalise_address(self.token_contract) if self.token_contract else None
 
 
-def parse_input(raw: bytes | None, expected: InputType | None = None, now: datetime | None = None) -> Event | Transfer:
-    """Decode and validate one input record: a deposit, a withdrawal or a chain transfer.
-
-    As :func:`streams.core.events.parse_event`, with ``"transfer"`` as one more type
-    (the ``chain-transfers`` topic implies it).
-    """
-    data = decode_checked(raw)
-    declared = data.get("type") if isinstance(data, dict) else None
-    if expected == "transfer" or (expected is None and declared == "transfer"):
-        transfer = transfer_from_dict(data)
-        check_not_future(transfer.epoch_ms, data, now)
-        return transfer
-    event = validate_event(data, expected)
-    check_not_future(event.epoch_ms, data, now)
-    return event
-
-
 def transfer_from_dict(data: Any) -> Transfer:
     """Validate a decoded JSON value as a transfer; raises :class:`EventError`."""
     if not isinstance(data, dict):
@@ -121,4 +100,4 @@ def is_transfer(item: Event | Transfer) -> bool:
     return item.type == "transfer"
 
 
-__all__ = ["EventType", "InputType", "Transfer", "is_transfer", "parse_input", "transfer_from_dict"]
+__all__ = ["EventType", "InputType", "Transfer", "is_transfer", "transfer_from_dict"]

@@ -12,8 +12,8 @@ import pytest
 
 from streams.core.backtest import backtest_file
 from streams.core.events import EventError, wall_clock
+from streams.core.inputs import parse_input
 from streams.core.rules.loader import load_ruleset
-from streams.core.transfers import parse_input
 from tests.data import REPO
 from tests.factories import deposit, raw, withdrawal
 

@@ -9,7 +9,7 @@ Loading and compiling are in :mod:`streams.core.rules.loader` and :mod:`streams.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,8 @@ class Ruleset:
     retroactive: bool = False
     _by_type: dict[str, tuple[CompiledRule, ...]] = field(init=False, repr=False)
     _exposure_by_type: dict[str, tuple[ExposureRule, ...]] = field(init=False, repr=False)
+    #: Token contract -> (symbol, decimals), from list entries with a ``decimals`` attribute.
+    token_info: dict[str, tuple[str, int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Rules are grouped by event type once, so evaluation does not filter per event.
@@ -50,6 +52,7 @@ class Ruleset:
         self._exposure_by_type = {
             kind: tuple(r for r in self.exposure_rules if kind in r.spec.events) for kind in EVENT_TYPES
         }
+        self.token_info = _token_info(self.lists.values())
 
     @property
     def exposure_rules(self) -> tuple[ExposureRule, ...]:
@@ -201,6 +204,24 @@ class Ruleset:
             retroactive=self.retroactive or retroactive,
             evidence={"event": _event_evidence(event), **finding.evidence},
         )
+
+
+def _token_info(lists: Iterable[AddressList]) -> dict[str, tuple[str, int]]:
+    """Symbols and decimals of the token contracts on lists that give them (for ethereum-etl amounts)."""
+    found: dict[str, tuple[str, int]] = {}
+    for address_list in lists:
+        # A list gives decimals in every entry or in none (its attribute columns): look at one
+        # before walking it, so a ten-million-address sanctions list is not walked at every load.
+        first = next(iter(address_list.entries.values()), None)
+        if first is None or "decimals" not in dict(first.attributes):
+            continue
+        for key, entry in address_list.entries.items():
+            attributes = dict(entry.attributes)
+            decimals = attributes.get("decimals", "")
+            if decimals.isdigit() and int(decimals) <= 36:
+                symbol = (entry.label or "token").split()[0]
+                found[key] = (symbol, int(decimals))
+    return found
 
 
 def _event_evidence(event: Event) -> dict[str, Any]:
