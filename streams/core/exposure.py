@@ -105,14 +105,17 @@ class ExposureConfig:
     def seed_of(self, address: str) -> Seed | None:
         """The seed entry of a normalised address, if it is on a seed list."""
         for address_list in self.seeds:
-            entry = address_list.get(address)
+            entry = address_list.entries.get(address)
             if entry is not None:
                 return Seed(entry.address, address_list.info.id, entry, address_list)
         return None
 
     def stops_at(self, address: str) -> bool:
         """Whether a normalised address is a service (or the exchange's own) and ends propagation."""
-        return any(address_list.get(address) is not None for address_list in self.stops)
+        for address_list in self.stops:
+            if address in address_list.entries:
+                return True
+        return False
 
     def carries_value(self, transfer: Transfer) -> bool:
         """A transfer of more than zero, of the native coin or a listed token."""
@@ -143,12 +146,14 @@ class ExposureGraph:
         if not config.carries_value(transfer):
             return None
         sender, receiver, t = transfer.sender, transfer.receiver, transfer.epoch_ms
+        current = self.exposed.get(receiver)
+        upstream, seed = self.sender_view(config, sender, t)
+        if current is None and upstream is None and seed is None:
+            return None  # the usual case: neither side has anything to do with a seed
         if config.stops_at(receiver) or config.stops_at(sender) or config.seed_of(receiver) is not None:
             return None
-        upstream, seed = self.sender_view(config, sender, t)
         measure, value = _measure(transfer)
         hop = Hop(transfer.from_address, transfer.to_address, transfer.tx_hash, t)
-        current = self.exposed.get(receiver)
         if seed is not None:
             reach: tuple[Seed, int, tuple[Hop, ...], Decimal] | None = (seed, 1, (hop,), ONE)
         elif upstream is not None and upstream.hops < config.max_hops:

@@ -17,7 +17,7 @@ from streams.core.events import Event, check_not_future, decode_checked, validat
 from streams.core.transfers import InputType, Transfer, transfer_from_dict
 
 #: ethereum-etl writes uint256 values as JSON integers, too large for orjson to keep exact.
-_ETL_MARKERS = (b'"token_transfer"', b'"transaction"')
+_ETL_TRANSFER, _ETL_TRANSACTION = b'"token_transfer"', b'"transaction"'
 
 
 def parse_input(
@@ -35,7 +35,7 @@ def parse_input(
     ``chain`` with the token symbols and decimals of ``token_info`` (contract -> (symbol,
     decimals)).
     """
-    if expected in (None, "transfer") and raw is not None and any(marker in raw for marker in _ETL_MARKERS):
+    if expected in (None, "transfer") and raw is not None and (_ETL_TRANSFER in raw or _ETL_TRANSACTION in raw):
         # Read exactly: orjson would turn a uint256 value into a float and lose digits.
         etl = decode_checked(raw, exact_integers=True)
         if is_etl_item(etl):

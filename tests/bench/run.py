@@ -1,8 +1,9 @@
 """``make bench``: the worker (A) side by side with the ideal aiokafka loop (B) and the engine
-alone (C) on the same broker and input, plus latency under load, scale-out, memory and
-backtest speed. Not part of ``make test``.
+alone (C) on the same broker and input, plus latency under load, scale-out, memory,
+backtest speed and chain transfers through the exposure rules (tests/bench/exposure.py).
+Not part of ``make test``.
 
-    python -m tests.bench.run [--events N] [--latency-seconds S] [--list-addresses N]
+    python -m tests.bench.run [--events N] [--latency-seconds S] [--list-addresses N] [--transfers N]
 
 The alert set of every run is compared with the offline oracle (``sentinel backtest``
 over the same input); a run that disagrees is reported as FAILED, not as a number.
@@ -33,7 +34,7 @@ from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
 from streams.shell import clients
 from streams.shell.memory import settle_long_lived
-from tests.bench import latency, peer, soak
+from tests.bench import exposure, latency, peer, soak
 from tests.bench.common import HEADER, Result, cpu_of, fresh_group, rss_mb
 from tests.chaos.cluster import Run
 from tests.data import REPO
@@ -162,6 +163,8 @@ def main() -> int:
     parser.add_argument("--list-addresses", type=int, default=10_000_000)
     parser.add_argument("--soak-events", type=int, default=2_000_000)
     parser.add_argument("--soak-accounts", type=int, default=1_000_000)
+    parser.add_argument("--transfers", type=int, default=300_000)
+    parser.add_argument("--transfer-addresses", type=int, default=100_000)
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     work = OUT / "work"
@@ -241,6 +244,7 @@ def main() -> int:
         f"{w1['peak_rss_mb']:.0f} MB peak after {args.events} events"
     )  # type: ignore[index]
     print(f"- generated list: {memory['list']}")
+    exposed = exposure.report(args.transfers, args.transfer_addresses)
     with tempfile.TemporaryDirectory() as workdir:
         soaked = soak.soak(args.soak_events, args.soak_accounts, 3.0, Path(workdir))
     soak.report(soaked, args.soak_accounts, 3.0)
@@ -254,11 +258,13 @@ def main() -> int:
                 "latency": [asdict(level) for level in latencies],
                 "memory": memory,
                 "soak": [asdict(r) | {"growth": r.growth} for r in soaked],
+                "exposure": exposed,
             },
             option=orjson.OPT_INDENT_2,
         )
     )
     ok = all(r.matches_oracle for r in results + soaked) and all(level.matches_oracle for level in latencies)
+    ok = ok and bool(exposed["matches_oracle"])
     return 0 if ok else 1
 
 

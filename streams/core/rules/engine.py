@@ -37,6 +37,7 @@ class Ruleset:
     retroactive: bool = False
     _by_type: dict[str, tuple[CompiledRule, ...]] = field(init=False, repr=False)
     _exposure_by_type: dict[str, tuple[ExposureRule, ...]] = field(init=False, repr=False)
+    exposure_rules: tuple[ExposureRule, ...] = field(init=False, repr=False)
     #: Token contract -> (symbol, decimals), from list entries with a ``decimals`` attribute.
     token_info: dict[str, tuple[str, int]] = field(init=False, repr=False)
 
@@ -49,15 +50,12 @@ class Ruleset:
             )
             for kind in EVENT_TYPES
         }
+        #: The enabled exposure rules (they follow chain transfers).
+        self.exposure_rules = tuple(r for r in self.rules if r.spec.enabled and isinstance(r, ExposureRule))
         self._exposure_by_type = {
             kind: tuple(r for r in self.exposure_rules if kind in r.spec.events) for kind in EVENT_TYPES
         }
         self.token_info = _token_info(self.lists.values())
-
-    @property
-    def exposure_rules(self) -> tuple[ExposureRule, ...]:
-        """The enabled exposure rules (they follow chain transfers)."""
-        return tuple(r for r in self.rules if r.spec.enabled and isinstance(r, ExposureRule))
 
     @property
     def state_horizon_ms(self) -> int:
