@@ -235,7 +235,9 @@ def _exposure_reason(rule: ExposureRule, event: Event, exposure: ExposureStore) 
         if rule.config.seed_of(key) is not None:
             texts.append(f"{shown} is itself on a seed list (hop 0: the direct rules' case)")
         elif found is None:
-            texts.append(f"{shown} is not exposed within {rule.config.max_hops} hops of {_seed_names(rule)}")
+            texts.append(
+                f"{shown} is not exposed within {rule.config.max_hops} hops of {_seed_names(rule)} at this time"
+            )
         elif found.since_ms > event.epoch_ms:
             since = format_timestamp(from_epoch_ms(found.since_ms))
             texts.append(f"{shown} was exposed only from {since}, after this event")

@@ -152,3 +152,21 @@ def test_explain_raises_exactly_the_alerts_of_a_backtest(shipped: Ruleset) -> No
 def test_unknown_events_are_a_clear_error(shipped: Ruleset) -> None:
     with pytest.raises(ValueError, match="no event 'nope'"):
         explain_lines([orjson.dumps(deposit())], shipped, clock=wall_clock, event_id="nope")
+
+
+def test_exposure_verdicts_name_the_hops_or_why_not(shipped: Ruleset) -> None:
+    hop = "0x00000000000000000000000000000000000a0001"
+    transfer = {
+        "type": "transfer", "event_id": "t1", "chain": "ethereum", "tx_hash": "0x1", "asset": "ETH", "amount": "5",
+        "from_address": RONIN_EXPLOITER, "to_address": hop, "timestamp": at(0),
+    }  # fmt: skip
+    events = [transfer, deposit(event_id="exposed", from_addresses=[hop], timestamp=at(10))]
+    events.append(deposit(event_id="clean", timestamp=at(11)))
+    events.append(deposit(event_id="early", account_id="acct-2", from_addresses=[hop], timestamp=at(-5)))
+    alert = explain(shipped, events, "exposed").verdict("ofac-indirect-exposure")
+    assert alert.outcome == "alert" and "1 hop(s) from Lazarus Group" in alert.reason
+    clean = explain(shipped, events, "clean").verdict("ofac-indirect-exposure")
+    assert clean.reason == f"{CLEAN_EVM} is not exposed within 3 hops of ofac_sdn at this time"
+    # Paid from that address before the funds reached it: in time order, not yet exposed.
+    early = explain(shipped, events, "early").verdict("ofac-indirect-exposure")
+    assert (early.outcome, early.reason) == ("no_alert", f"{hop} is not exposed within 3 hops of ofac_sdn at this time")
