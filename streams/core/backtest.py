@@ -42,6 +42,8 @@ class BacktestReport:
 
     lines: int = 0
     events: int = 0
+    #: Things the reader should know about how the file was screened.
+    notes: list[str] = field(default_factory=list)
     invalid: Counter[str] = field(default_factory=Counter)
     invalid_examples: list[str] = field(default_factory=list)
     alerts_by_rule: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -74,6 +76,7 @@ class BacktestReport:
         rows += [f"  suppressed: {rule}: {count}" for rule, count in sorted(held.suppressions.items())]
         rows += [f"  late (not in state): {rule}: {count}" for rule, count in sorted(held.late_events.items())]
         rows += [f"  evicted from state: {rule}: {count}" for rule, count in sorted(held.evictions.items())]
+        rows += [f"  note: {note}" for note in self.notes]
         return "\n".join(rows)
 
 
@@ -81,6 +84,10 @@ def _time_and_account(line: bytes) -> tuple[datetime, str | None]:
     """The line's timestamp for ordering (unreadable: first; it is invalid anyway) and its account."""
     moment, account = line_time_and_account(line)
     return moment or _UNKNOWN_TIME, account
+
+
+def _is_transfer_line(line: bytes) -> bool:
+    return b'"transfer"' in line or b'"token_transfer"' in line or b'"transaction"' in line
 
 
 def time_order(lines: Sequence[bytes]) -> tuple[list[tuple[datetime, str | None]], list[int]]:
@@ -156,6 +163,11 @@ def backtest_lines(
         if on_alert is not None:
             on_alert(alert)
 
+    if jobs > 1 and ruleset.exposure_rules and any(_is_transfer_line(line) for line in lines):
+        # Shares are by account and a transfer has none: every process would need every
+        # transfer for its exposure graphs. Until the sharing copies them, screen in one.
+        report.notes.append(f"--jobs {jobs} ignored: the file has chain transfers; screened in one process")
+        jobs = 1
     if jobs <= 1:
         shards = [_screen(lines, range(len(order)), order, ruleset, source, clock, take, allowlist)]
     else:

@@ -178,3 +178,11 @@ def test_a_late_transfer_raises_one_retroactive_alert(pack: Ruleset) -> None:
     # In time order (a backtest of the same file) it is an ordinary alert with the same id.
     [ordinary] = alerts(pack, items)
     assert (ordinary.alert_id, ordinary.retroactive) == (found[0].alert_id, False)
+
+
+def test_backtest_jobs_with_transfers_screens_in_one_process(pack: Ruleset) -> None:
+    lines = [orjson.dumps(item) for item in [*chain(2), dep("d", 60, addr(2)), dep("e", 61, addr(1))]]
+    one = backtest_lines(lines, pack, clock=wall_clock)
+    many = backtest_lines(lines, pack, clock=wall_clock, jobs=3)
+    assert [a.alert_id for a in many.alerts] == [a.alert_id for a in one.alerts] and len(one.alerts) == 2
+    assert "--jobs 3 ignored: the file has chain transfers" in many.table()

@@ -82,6 +82,7 @@ class Desk:
         assert done.returncode == 0, done.stderr
         for worker, count in zip(self.workers, before, strict=True):
             took = wait_for(lambda w=worker, c=count: self.applied(w) > c, f"{worker.log_path.name} to apply it")
+            print(f"allow {args[0]}: applied by {worker.log_path.name} {took:.2f}s after the command returned")
             assert took < 10, took
         match = re.search(r"(al-[0-9a-f]+)", done.stdout)
         assert match, done.stdout

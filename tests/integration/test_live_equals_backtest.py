@@ -170,4 +170,5 @@ def test_the_property_was_exercised(live: LiveRun) -> None:
     """Guard against a vacuous pass: the examples above must have raised real alerts."""
     assert live.produced > 0
     rules = {a["rule_id"] for a in live.alerts("x")}
-    assert rules == {r.spec.id for r in RULESET.rules}, rules
+    # Exposure rules need chain transfers, which the worker does not consume yet (issue 13).
+    assert rules == {r.spec.id for r in RULESET.rules if r not in RULESET.exposure_rules}, rules

@@ -33,6 +33,9 @@ async def test_writes_resume_after_the_topic_refused_them(kafka_bootstrap: str, 
     try:
         await sink.write_many(settings.alerts_topic, [(0, b"k", b"before")])  # the partition knows this producer
         await _limit(settings, 200)
+        # The broker applies a topic's new config shortly after accepting it (longer on a busy
+        # machine): give it that moment, so the write below meets the limit.
+        await asyncio.sleep(2)
         refused = asyncio.create_task(sink.write_many(settings.alerts_topic, [(0, b"k", b"x" * 400)]))
         await asyncio.sleep(3)
         assert not refused.done() and sink.retrying, "the write should be held while the topic refuses it"
