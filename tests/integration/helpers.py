@@ -66,6 +66,20 @@ def settings_env(settings: Settings, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def run_sentinel(
+    settings: Settings, data_dir: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``sentinel ARGS`` as a user would, configured by ``settings`` (as SENTINEL_* variables)."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.commands.cli", *args],
+        env={**settings_env(settings, data_dir), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+    )
+
+
 async def produce(bootstrap: str, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
     """Produce ``(topic, key, value)`` records in order and wait for every acknowledgement."""
     async with clients.started_producer(plain_settings(bootstrap), linger_ms=5) as producer:

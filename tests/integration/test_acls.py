@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from tests.integration.helpers import (
     isolated_settings,
     prepare_topics,
     produce,
+    run_sentinel,
     settings_env,
     start_worker,
 )
@@ -64,14 +64,7 @@ class Cluster:
         )
 
     def sentinel(self, user: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "streams.commands.cli", *args],
-            env={**settings_env(self.as_user(user), self.workdir / f"data-{user}"), **env},
-            capture_output=True,
-            text=True,
-            timeout=180,
-            cwd=REPO,
-        )
+        return run_sentinel(self.as_user(user), self.workdir / f"data-{user}", *args, extra_env=env)
 
     def denials(self) -> int:
         return len(re.findall(r"is Denied operation", self.broker.log.read_text(errors="replace")))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,14 +21,13 @@ from streams.shell.settings import Settings
 from streams.shell.signing import generate_key_pair
 from tests.factories import deposit, raw
 from tests.integration.helpers import (
-    REPO,
     WorkerProcess,
     collect,
     free_port,
     isolated_settings,
     prepare_topics,
     produce,
-    settings_env,
+    run_sentinel,
     start_worker,
 )
 
@@ -64,16 +62,8 @@ class Desk:
     key: Path
 
     def sentinel(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = settings_env(self.settings, self.workdir / "cli-data")
-        env["SENTINEL_CONTROL_SIGNING_KEY"] = str(self.key)
-        return subprocess.run(
-            [sys.executable, "-m", "streams.commands.cli", *args],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        signing = {"SENTINEL_CONTROL_SIGNING_KEY": str(self.key)}
+        return run_sentinel(self.settings, self.workdir / "cli-data", *args, extra_env=signing)
 
     def allow(self, *args: str) -> str:
         """Run ``sentinel allow ARGS``, wait until both workers applied it, and return the entry id."""

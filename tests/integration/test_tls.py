@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import re
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +20,7 @@ from streams.shell.settings import Settings
 from streams.shell.signing import generate_key_pair
 from tests.factories import RONIN_EXPLOITER, deposit, raw
 from tests.integration.conftest import SecureBroker
-from tests.integration.helpers import REPO, isolated_settings, settings_env, start_worker
+from tests.integration.helpers import isolated_settings, run_sentinel, start_worker
 
 pytestmark = pytest.mark.kafka
 
@@ -33,14 +32,7 @@ def tls_settings(broker: SecureBroker, ca_file: Path, **overrides: object) -> Se
 
 
 def sentinel(settings: Settings, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.commands.cli", *args],
-        env=settings_env(settings, workdir / "cli-data"),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=REPO,
-    )
+    return run_sentinel(settings, workdir / "cli-data", *args)
 
 
 def other_ca(path: Path) -> Path:
