@@ -36,6 +36,8 @@ from streams.core.rules.kinds import from_epoch_ms
 from streams.core.transfers import Transfer
 
 ONE = Decimal(1)
+#: Transfer ids remembered per exposed address to count a resent transfer once.
+MAX_TAKEN = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ class Exposure:
     received: dict[str, Decimal] = field(default_factory=dict)
     tainted: dict[str, Decimal] = field(default_factory=dict)
     last_ms: int = 0
+    #: The latest transfers taken in (event ids, oldest first): a transfer seen twice (a
+    #: resend, or a record re-processed after a crash) is counted once.
+    taken: dict[str, None] = field(default_factory=dict)
 
     @property
     def share(self) -> Decimal:
@@ -84,12 +89,18 @@ class Exposure:
                 best = max(best, self.tainted.get(measure, Decimal(0)) / total)
         return min(best, ONE)
 
-    def take(self, measure: str, value: Decimal, sender_share: Decimal, at_ms: int) -> None:
-        """Add one received transfer to the running totals."""
+    def take(self, transfer_id: str, measure: str, value: Decimal, sender_share: Decimal, at_ms: int) -> bool:
+        """Add one received transfer to the running totals; False if it was taken already."""
+        if transfer_id in self.taken:
+            return False
+        self.taken[transfer_id] = None
+        if len(self.taken) > MAX_TAKEN:
+            del self.taken[next(iter(self.taken))]
         self.received[measure] = self.received.get(measure, Decimal(0)) + value
         if sender_share:
             self.tainted[measure] = self.tainted.get(measure, Decimal(0)) + value * sender_share
         self.last_ms = max(self.last_ms, at_ms)
+        return True
 
 
 @dataclass(frozen=True)
@@ -165,11 +176,12 @@ class ExposureGraph:
                 return None
             origin, hops, path, share = reach
             created = Exposure(origin, hops, t, path, last_ms=t)
-            created.take(measure, value, share, t)
+            created.take(transfer.event_id, measure, value, share, t)
             self.exposed[receiver] = created
             return created
         share = reach[3] if reach is not None else Decimal(0)
-        current.take(measure, value, share, t)
+        if not current.take(transfer.event_id, measure, value, share, t):
+            return None
         if reach is not None and reach[1] < current.hops:
             current.seed, current.hops, current.path = reach[0], reach[1], reach[2]  # a shorter route is the one shown
         return None

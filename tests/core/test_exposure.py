@@ -186,3 +186,16 @@ def test_backtest_jobs_with_transfers_screens_in_one_process(pack: Ruleset) -> N
     many = backtest_lines(lines, pack, clock=wall_clock, jobs=3)
     assert [a.alert_id for a in many.alerts] == [a.alert_id for a in one.alerts] and len(one.alerts) == 2
     assert "--jobs 3 ignored: the file has chain transfers" in many.table()
+
+
+def test_a_resent_transfer_is_counted_once(tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text(PACK.replace("{min_share}", "min_share: 0.05"))
+    ruleset = load_ruleset([tmp_path])
+    seeded, clean = transfer(1, 1, SEED, addr(1), "6"), transfer(2, 2, addr(9), addr(1), "94")
+    once = alerts(ruleset, [seeded, clean, dep("d", 60, addr(1))])
+    twice = alerts(ruleset, [seeded, clean, clean, seeded, dep("d", 60, addr(1))])
+    assert (
+        [a.evidence["exposure"]["share"] for a in twice]
+        == [a.evidence["exposure"]["share"] for a in once]
+        == ["0.0600"]
+    )
