@@ -46,6 +46,14 @@ CHAINS: dict[str, ChainFamily] = {
     "ripple": ChainFamily.OTHER,
 }
 
+
+def check_chain(value: str) -> str:
+    """``value`` if it is a known chain name; raises ``ValueError`` naming the known ones otherwise."""
+    if value not in CHAINS:
+        raise ValueError(f"unknown chain {value[:40]!r}; known: {', '.join(sorted(CHAINS))}")
+    return value
+
+
 _EVM_HEX = re.compile(r"0x[0-9a-fA-F]{40}\Z")
 # bech32/bech32m: a human-readable part, the separator "1", then the data charset.
 # Mixed case is invalid bech32, so only all-lower or all-upper qualify.

@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from streams.core.chains import CHAINS, normalise_address
+from streams.core.chains import check_chain, normalise_address
 from streams.core.errors import first_problem
 
 EventType = Literal["deposit", "withdrawal"]
@@ -164,9 +164,7 @@ class _Event(BaseModel):
     @field_validator("chain")
     @classmethod
     def _known_chain(cls, value: str) -> str:
-        if value not in CHAINS:
-            raise ValueError(f"unknown chain {value[:40]!r}; known: {', '.join(sorted(CHAINS))}")
-        return value
+        return check_chain(value)
 
     @cached_property
     def epoch_ms(self) -> int:

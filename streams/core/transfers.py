@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from streams.core.chains import CHAINS, normalise_address
+from streams.core.chains import check_chain, normalise_address
 from streams.core.errors import first_problem
 from streams.core.events import (
     Address,
@@ -53,12 +53,11 @@ class Transfer(BaseModel):
     @field_validator("chain")
     @classmethod
     def _known_chain(cls, value: str) -> str:
-        if value not in CHAINS:
-            raise ValueError(f"unknown chain {value[:40]!r}; known: {', '.join(sorted(CHAINS))}")
-        return value
+        return check_chain(value)
 
-    # Computed once, kept in the instance dict: functools.cached_property takes a lock on
-    # every read in Python 3.11, which showed as the largest single cost per transfer.
+    # Computed once, kept in the instance dict by hand rather than with functools.cached_property
+    # (which takes a lock on every read in Python 3.11): measured interleaved with
+    # tests/bench/exposure.py, 22,353-23,074 transfers/s against 18,978-20,491.
     @property
     def epoch_ms(self) -> int:
         """Exact epoch milliseconds of ``timestamp``."""
