@@ -156,6 +156,17 @@ def start_worker(settings: Settings, workdir: Path, name: str = "worker") -> Wor
     return worker
 
 
+@contextmanager
+def two_workers(settings: Settings, workdir: Path) -> Iterator[list[WorkerProcess]]:
+    """Two workers of one group (``w1``, ``w2``, each with its own metrics port); each must stop cleanly."""
+    workers = [
+        start_worker(settings.model_copy(update={"metrics_port": free_port()}), workdir, f"w{n}") for n in (1, 2)
+    ]
+    yield workers
+    for worker in workers:
+        assert worker.stop() == 0, worker.log()[-3000:]
+
+
 async def prepare_topics(settings: Settings) -> None:
     await create_topics(settings)
 

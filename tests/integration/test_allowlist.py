@@ -23,12 +23,11 @@ from tests.factories import deposit, raw
 from tests.integration.helpers import (
     WorkerProcess,
     collect,
-    free_port,
     isolated_settings,
     prepare_topics,
     produce,
     run_sentinel,
-    start_worker,
+    two_workers,
 )
 
 pytestmark = pytest.mark.kafka
@@ -134,13 +133,8 @@ def desk(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     private, public = generate_key_pair(workdir / "keys", "analyst")
     settings = isolated_settings(kafka_bootstrap, uuid.uuid4().hex[:8], control_public_keys=str(public))
     asyncio.run(prepare_topics(settings))
-    workers = [
-        start_worker(settings.model_copy(update={"metrics_port": free_port()}), workdir, f"w{n}") for n in (1, 2)
-    ]
-    desk = Desk(settings, workers, workdir, private)
-    yield desk
-    for worker in workers:
-        assert worker.stop() == 0, worker.log()[-3000:]
+    with two_workers(settings, workdir) as workers:
+        yield Desk(settings, workers, workdir, private)
 
 
 def test_an_entry_suppresses_the_finding_on_both_workers_until_it_expires(desk: Desk) -> None:

@@ -28,12 +28,12 @@ from tests.integration.helpers import (
     REPO,
     WorkerProcess,
     collect,
-    free_port,
     isolated_settings,
     prepare_topics,
     produce,
     settings_env,
     start_worker,
+    two_workers,
 )
 
 pytestmark = pytest.mark.kafka
@@ -152,13 +152,8 @@ def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         control_public_keys=str(keys / "publisher.pub"),
     )
     asyncio.run(prepare_topics(settings))
-    workers = [
-        start_worker(settings.model_copy(update={"metrics_port": free_port()}), workdir, f"w{n}") for n in (1, 2)
-    ]
-    fleet = Fleet(settings, workers, site, keys)
-    yield fleet
-    for worker in workers:
-        assert worker.stop() == 0, worker.log()[-3000:]
+    with two_workers(settings, workdir) as workers:
+        yield Fleet(settings, workers, site, keys)
 
 
 def publish_site(fleet: Fleet, addresses: list[str], version: str) -> str:
