@@ -63,6 +63,8 @@ class Seed:
     list_id: str
     entry: ListEntry
     address_list: AddressList
+    #: The address in its matching form (how the list and the persisted state know it).
+    entry_key: str
 
 
 @dataclass(slots=True)
@@ -118,7 +120,7 @@ class ExposureConfig:
         for address_list in self.seeds:
             entry = address_list.entries.get(address)
             if entry is not None:
-                return Seed(entry.address, address_list.info.id, entry, address_list)
+                return Seed(entry.address, address_list.info.id, entry, address_list, address)
         return None
 
     def stops_at(self, address: str) -> bool:
@@ -186,12 +188,12 @@ class ExposureGraph:
             current.seed, current.hops, current.path = reach[0], reach[1], reach[2]  # a shorter route is the one shown
         return None
 
-    def expire(self, now_ms: int, expire_ms: int) -> int:
-        """Forget addresses untouched for ``expire_ms`` before ``now_ms`` (event time); how many."""
+    def expire(self, now_ms: int, expire_ms: int) -> list[str]:
+        """Forget addresses untouched for ``expire_ms`` before ``now_ms`` (event time); which."""
         stale = [address for address, found in self.exposed.items() if found.last_ms < now_ms - expire_ms]
         for address in stale:
             del self.exposed[address]
-        return len(stale)
+        return stale
 
 
 def _measure(transfer: Transfer) -> tuple[str, Decimal]:

@@ -86,6 +86,9 @@ class Outcome:
     dead_letter: DeadLetter | None = None
     #: The event's id was already screened for this account (a ledger resend): no alerts.
     duplicate: bool = False
+    #: Records to pass on with the outputs, as (topic, key, value): a deposit's exposure
+    #: check for the worker that holds its chain's exposure (see streams.shell.exposure_side).
+    forwards: list[tuple[str, bytes, bytes]] = field(default_factory=list)
 
     @property
     def result(self) -> str:

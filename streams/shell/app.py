@@ -41,18 +41,21 @@ from streams.core.events import parse_moment, wall_clock
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.rules.loader import load_ruleset
-from streams.core.screening import Record, Screening
+from streams.core.screening import Screening
 from streams.shell import metrics
 from streams.shell.allowlist_feed import AllowlistFeed
 from streams.shell.commit import Batch, Change, CommitPipeline
 from streams.shell.control import ControlService, control_trust
+from streams.shell.exposure_side import ExposureSide
 from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
 from streams.shell.memory import settle_long_lived
+from streams.shell.records import record_of
 from streams.shell.reload import ReloadResult, RulesReloader
 from streams.shell.security import faust_credentials
 from streams.shell.settings import Settings
 from streams.shell.sink import AlertSink
 from streams.shell.state_table import TableStore
+from streams.shell.topics import ensure_topic, exposure_topic_specs
 from streams.shell.web import WebService
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,8 @@ class _SinkService(mode.Service):
         self.sentinel = app
 
     async def on_start(self) -> None:
+        for spec in exposure_topic_specs(self.sentinel.settings):
+            await ensure_topic(self.sentinel.settings, spec)  # before Faust subscribes to them
         await self.sentinel.sink.start()
 
     async def on_stop(self) -> None:
@@ -137,12 +142,17 @@ class SentinelApp(BatchDeliveryApp):
             clock=wall_clock,
             state=self.state_store,
             observer=metrics.PrometheusObserver(),
-            # The worker does not follow chain transfers yet: exposure rules find nothing, and
-            # nothing could expose a deposit's sender later, so no deposit is remembered.
+            # Exposure rules are screened where the exposure state is (the exposure side):
+            # here they find nothing, and no deposit is remembered.
             exposure=ExposureStore(remember_deposits=False),
         )
         self.sink = AlertSink(settings, changelog_topic=self.state_table.changelog_topic.get_topic_name())
         self.commit_pipeline = CommitPipeline(self.sink, self.state_store, self, on_complete=self._count_batch)
+        self.exposure_side = (
+            ExposureSide(self, ruleset, changelog_configs=CHANGELOG_TOPIC_CONFIGS, on_complete=self._count_batch)
+            if settings.transfers_topic
+            else None
+        )
         self.batch_receiver = self
         self._sink_service = _SinkService(self)
         trust = control_trust(settings)
@@ -174,6 +184,10 @@ class SentinelApp(BatchDeliveryApp):
         self.batch_topics = frozenset({settings.deposits_topic, settings.withdrawals_topic})
         self.topics.add(self.deposits)
         self.topics.add(self.withdrawals)
+        if self.exposure_side is not None:
+            self.batch_topics |= self.exposure_side.topics
+            for name in sorted(self.exposure_side.topics):
+                self.topics.add(self.topic(name, key_type=bytes, value_type=bytes))
         _publish_ruleset(ruleset)
 
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
@@ -205,6 +219,8 @@ class SentinelApp(BatchDeliveryApp):
         metrics.REBALANCES.inc()
         super().on_rebalance_start()
         self.loop.call_soon_threadsafe(self.commit_pipeline.abandon)
+        if self.exposure_side is not None:
+            self.loop.call_soon_threadsafe(self.exposure_side.pipeline.abandon)
 
     async def _update_gauges(self) -> None:
         """Consumer lag per input partition, as this worker sees it, and state size."""
@@ -221,6 +237,9 @@ class SentinelApp(BatchDeliveryApp):
                 total_lag += lag
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
         metrics.STATE_KEYS.set(len(self.state_table))
+        if self.exposure_side is not None:
+            store = self.exposure_side.screening.exposure
+            metrics.EXPOSED_ADDRESSES.set(sum(len(state.graph.exposed) for state in store.rules.values()))
         self._check_progress(total_lag)
 
     def _check_progress(self, lag: int) -> None:
@@ -255,6 +274,8 @@ class SentinelApp(BatchDeliveryApp):
         # Between two records (this runs on the event loop), so no record sees two rulesets.
         previous = self.screening.ruleset
         self.screening.ruleset = ruleset
+        if self.exposure_side is not None:
+            self.exposure_side.install(ruleset)
         _publish_ruleset(ruleset)
         for list_id, new in ruleset.lists.items():
             old = previous.lists.get(list_id)
@@ -280,8 +301,18 @@ class SentinelApp(BatchDeliveryApp):
         Screening the next batch overlaps the outputs of this one (a pipeline one batch
         deep): this returns once the *previous* batch is complete.
         """
+        exposure_side = self.exposure_side
+        if exposure_side is not None:
+            theirs = [record_of(m) for m in records if m.topic in exposure_side.topics]
+            if theirs:
+                records = [m for m in records if m.topic not in exposure_side.topics]
+                await exposure_side.screen_batch(theirs)
+            if not records:
+                return
         screen_one = self.screening.screen_one
-        outcomes = [screen_one(_record(message)) for message in records]
+        outcomes = [screen_one(record_of(message)) for message in records]
+        if exposure_side is not None:
+            exposure_side.pass_on(outcomes)
         clocks = self._event_clocks
         for outcome in outcomes:
             event = outcome.event
@@ -320,33 +351,14 @@ class SentinelApp(BatchDeliveryApp):
     async def finish_in_flight(self, timeout: float = 10.0) -> None:
         """Let the batch in flight complete before the producer stops (a graceful stop)."""
         await self.commit_pipeline.drain(timeout)
+        if self.exposure_side is not None:
+            await self.exposure_side.pipeline.drain(timeout)
 
     def _count_batch(self, batch: Batch) -> None:
         counts = Counter((outcome.record.topic, outcome.result) for outcome in batch.outcomes)
         for (topic, result), count in counts.items():
             metrics.EVENTS.labels(topic, result).inc(count)
         self._screened += len(batch.outcomes)
-
-
-def _record(message: ConsumerRecord) -> Record:
-    """An aiokafka record as the screening path takes it."""
-    stamp = message.timestamp
-    return Record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=_headers(message.headers),
-        timestamp=stamp / 1000 if stamp is not None else None,
-    )
-
-
-def _headers(raw: Any) -> list[tuple[str, bytes]]:
-    """aiokafka's record headers (a sequence of name, value pairs) as the Record keeps them."""
-    if not raw:
-        return []
-    return [(str(k), bytes(v) if v is not None else b"") for k, v in raw]
 
 
 def _count_reload(result: ReloadResult) -> None:

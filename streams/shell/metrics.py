@@ -157,6 +157,14 @@ CONSUMER_LAG = Gauge(
 )
 REBALANCES = Counter("sentinel_rebalances_total", "Consumer group rebalances this worker took part in.")
 STATE_KEYS = Gauge("sentinel_state_keys", "Accounts with rule state held by this worker.")
+EXPOSED_ADDRESSES = Gauge(
+    "sentinel_exposed_addresses",
+    "Addresses an exposure rule holds as exposed on this worker's partitions of chain transfers.",
+)
+EXPOSURE_UNREADABLE = Counter(
+    "sentinel_exposure_state_unreadable_total",
+    "Exposure state entries this worker could not read back from the table (left as they are).",
+)
 STATE_EXPIRED = Counter(
     "sentinel_state_expired_total",
     "Idle accounts whose rule state was deleted (a tombstone written to the changelog) by the state sweep.",
@@ -215,6 +223,8 @@ _BY_NAME = {
         REBALANCES,
         STATE_KEYS,
         STATE_EXPIRED,
+        EXPOSED_ADDRESSES,
+        EXPOSURE_UNREADABLE,
     ]
 }
 

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     control_topic: str = Field(
         "sentinel-control", description="Compacted topic of published rule bundles; empty turns it off."
     )
+    transfers_topic: str = Field(
+        "chain-transfers",
+        description="On-chain transfers keyed by chain, for exposure rules (docs/events.md); empty turns it off.",
+    )
     allowlist_topic: str = Field(
         "sentinel-allowlist",
         description="Compacted topic of allowlist changes (`sentinel allow`), signed like bundles; empty turns it off.",
@@ -135,6 +139,11 @@ class Settings(BaseSettings):
     def rule_paths(self) -> list[str]:
         """The rule directories or files, in order."""
         return [p for p in self.rules.split(os.pathsep) if p]
+
+    @property
+    def exposure_checks_topic(self) -> str:
+        """The repartition topic that takes deposits to the partition of their chain's exposure state."""
+        return f"{self.app_id}-exposure-checks"
 
     @property
     def topic_event_types(self) -> dict[str, str]:

@@ -98,12 +98,19 @@ class AlertSink:
         """Produce what ``outcome`` calls for and return once the broker has acknowledged it."""
         if outcome.dead_letter is not None:
             await self._send_dead_letter(outcome.dead_letter)
-        elif outcome.alerts:
-            await self._send_alerts(outcome.alerts, outcome.record.timestamp)
+            return
+        sends = [self._send(topic, key, value, []) for topic, key, value in outcome.forwards]
+        if outcome.alerts:
+            sends.append(self._send_alerts(outcome.alerts, outcome.record.timestamp))
+        await asyncio.gather(*sends)
 
     async def emit_many(self, outcomes: Sequence[Outcome]) -> None:
         """Produce the outputs of a batch of outcomes together; return once all are acknowledged."""
-        pending = [self.emit(outcome) for outcome in outcomes if outcome.dead_letter is not None or outcome.alerts]
+        pending = [
+            self.emit(outcome)
+            for outcome in outcomes
+            if outcome.dead_letter is not None or outcome.alerts or outcome.forwards
+        ]
         if pending:
             await asyncio.gather(*pending)
 

@@ -23,8 +23,24 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.withdrawals_topic, settings.topic_partitions, 1, topic_configs=inputs),
         NewTopic(settings.alerts_topic, settings.topic_partitions, 1),
         NewTopic(settings.dead_letter_topic, settings.topic_partitions, 1),
+        *exposure_topic_specs(settings),
         *([control_topic_spec(settings)] if settings.control_topic else []),
         *([allowlist_topic_spec(settings)] if settings.allowlist_topic else []),
+    ]
+
+
+def exposure_topic_specs(settings: Settings) -> list[NewTopic]:
+    """Chain transfers (keyed by chain) and the exposure checks passed to their partitions, if enabled.
+
+    Both have the input topics' partition count, so that a partition of each and of the
+    exposure state table go to one worker (see streams.shell.exposure_side).
+    """
+    if not settings.transfers_topic:
+        return []
+    inputs = {"message.timestamp.type": "LogAppendTime"}
+    return [
+        NewTopic(settings.transfers_topic, settings.topic_partitions, 1, topic_configs=inputs),
+        NewTopic(settings.exposure_checks_topic, settings.topic_partitions, 1),
     ]
 
 

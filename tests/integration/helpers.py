@@ -46,6 +46,7 @@ def isolated_settings(bootstrap: str, suffix: str, **overrides: object) -> Setti
         "dead_letter_topic": f"sentinel-dlq-{suffix}",
         "control_topic": f"sentinel-control-{suffix}",
         "allowlist_topic": f"sentinel-allowlist-{suffix}",
+        "transfers_topic": f"chain-transfers-{suffix}",
         "metrics_port": free_port(),
         "rules": str(REPO / "rules"),
     }

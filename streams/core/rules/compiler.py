@@ -162,6 +162,13 @@ def _exposure_rule(
             "exposure rules screen deposits and withdrawals",
             spec.id,
         )
+    if spec.suppress not in (None, "none"):
+        raise RuleFileError(
+            position_of(raw, ("rules", index, "suppress"), origin),
+            "exposure rules raise one alert per event and take no suppress period: a worker finds "
+            "them where the address's state is, without the account's",
+            spec.id,
+        )
     config = ExposureConfig(
         seeds=named(exposure.seeds, "seeds"),
         stops=named(exposure.stop_at, "stop_at"),

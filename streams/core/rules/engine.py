@@ -91,10 +91,47 @@ class Ruleset:
                     alerts.append(self._alert(rule, finding, now()))
         if exposure is not None:
             for exposure_rule in self._exposure_by_type.get(event.type, ()):
-                for finding in exposure_rule.find_exposed(event, exposure.of(exposure_rule.spec.id)):
-                    if self._allowed(exposure_rule, finding, doc, observer, journal, allowlist):
-                        alerts.append(self._alert(exposure_rule, finding, now()))
+                alerts.extend(self._exposure_alerts(exposure_rule, event, exposure, now, observer, allowlist))
         return alerts
+
+    def check_exposure(
+        self,
+        event: Event,
+        exposure: ExposureStore,
+        now: Clock,
+        observer: EngineObserver,
+        allowlist: Allowlist | None = None,
+    ) -> list[FreezeAlert]:
+        """The alerts of the exposure rules alone on ``event``, without its account's state.
+
+        What a worker that holds the exposure state does with a deposit another worker
+        screened (see streams.shell.exposure_side). Exposure rules have no suppression
+        period (the compiler refuses one), so this is exactly their part of
+        :meth:`evaluate_event`.
+        """
+        alerts: list[FreezeAlert] = []
+        for exposure_rule in self._exposure_by_type.get(event.type, ()):
+            alerts.extend(self._exposure_alerts(exposure_rule, event, exposure, now, observer, allowlist))
+        return alerts
+
+    def exposure_checked(self, event_type: str) -> bool:
+        """Whether an enabled exposure rule looks at events of ``event_type``."""
+        return bool(self._exposure_by_type.get(event_type))
+
+    def _exposure_alerts(
+        self,
+        rule: ExposureRule,
+        event: Event,
+        exposure: ExposureStore,
+        now: Clock,
+        observer: EngineObserver,
+        allowlist: Allowlist | None,
+    ) -> list[FreezeAlert]:
+        return [
+            self._alert(rule, finding, now())
+            for finding in rule.find_exposed(event, exposure.of(rule.spec.id))
+            if not self._excepted(rule, finding, observer, allowlist)
+        ]
 
     def observe_transfer(
         self,

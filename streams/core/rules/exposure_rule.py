@@ -117,7 +117,8 @@ class ExposureRule(CompiledRule):
     def _remember(self, state: RuleExposureState, key: str, t: int, event: Event) -> None:
         seen = state.seen
         kept = [(when, e) for when, e in seen.pop(key, []) if when > t - self.lookback_ms]
-        kept.append((t, event))
+        if all(e.event_id != event.event_id for _, e in kept):  # a deposit checked again after a crash
+            kept.append((t, event))
         seen[key] = kept[-MAX_REMEMBERED:]  # re-inserted: the dict's order is least recently used first
         if len(seen) > MAX_SENDERS:
             del seen[next(iter(seen))]
