@@ -242,7 +242,7 @@ def _exposure_reason(rule: ExposureRule, event: Event, exposure: ExposureStore) 
             since = format_timestamp(from_epoch_ms(found.since_ms))
             texts.append(f"{shown} was exposed only from {since}, after this event")
         else:
-            share = f"{found.share * 100:.1f}%"
+            share = f"{found.share_at(event.epoch_ms) * 100:.1f}%"
             texts.append(f"{shown} is {found.hops} hops from a seed with {share} of its funds, below {rule.min_share}")
     return "; ".join(texts) or f"no address in {rule.field_name}"
 

@@ -38,6 +38,8 @@ from streams.core.transfers import Transfer
 ONE = Decimal(1)
 #: Transfer ids remembered per exposed address to count a resent transfer once.
 MAX_TAKEN = 64
+#: Changes of share remembered per exposed address, to read the share as of an event's time.
+MAX_SHARES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,10 @@ class Exposure:
     #: The latest transfers taken in (event ids, oldest first): a transfer seen twice (a
     #: resend, or a record re-processed after a crash) is counted once.
     taken: dict[str, None] = field(default_factory=dict)
+    #: The share after each transfer that changed it, as (transfer time ms, share), oldest
+    #: first and the latest :data:`MAX_SHARES` only: the share as of an event's time, for a
+    #: worker that learns of a deposit after later transfers (see :meth:`share_at`).
+    shares: list[tuple[int, Decimal]] = field(default_factory=list)
 
     @property
     def share(self) -> Decimal:
@@ -90,6 +96,18 @@ class Exposure:
             if total > 0:
                 best = max(best, self.tainted.get(measure, Decimal(0)) / total)
         return min(best, ONE)
+
+    def share_at(self, at_ms: int) -> Decimal:
+        """The share as of ``at_ms``: after the transfers up to then (the oldest remembered if older)."""
+        shares = self.shares
+        if not shares or shares[-1][0] <= at_ms:
+            return self.share
+        found = shares[0][1]
+        for when, share in shares:
+            if when > at_ms:
+                break
+            found = share
+        return found
 
     def take(self, transfer_id: str, measure: str, value: Decimal, sender_share: Decimal, at_ms: int) -> bool:
         """Add one received transfer to the running totals; False if it was taken already."""
@@ -102,6 +120,11 @@ class Exposure:
         if sender_share:
             self.tainted[measure] = self.tainted.get(measure, Decimal(0)) + value * sender_share
         self.last_ms = max(self.last_ms, at_ms)
+        share = self.share
+        if not self.shares or self.shares[-1][1] != share:
+            self.shares.append((at_ms, share))
+            if len(self.shares) > MAX_SHARES:
+                del self.shares[0]
         return True
 
 
@@ -203,8 +226,8 @@ def _measure(transfer: Transfer) -> tuple[str, Decimal]:
     return f"{transfer.chain}:{transfer.token or 'native'}", transfer.amount
 
 
-def exposure_evidence(exposure: Exposure, address: str, config_max_hops: int) -> dict[str, Any]:
-    """What an alert shows of an exposure: entity, list, hops, share and the whole path."""
+def exposure_evidence(exposure: Exposure, address: str, config_max_hops: int, share: Decimal) -> dict[str, Any]:
+    """What an alert shows of an exposure: entity, list, hops, ``share`` and the whole path."""
     seed = exposure.seed
     return {
         "address": address,
@@ -214,7 +237,7 @@ def exposure_evidence(exposure: Exposure, address: str, config_max_hops: int) ->
         "entry": seed.entry.as_evidence(),
         "hops": exposure.hops,
         "max_hops": config_max_hops,
-        "share": str(exposure.share.quantize(Decimal("0.0001"))),
+        "share": str(share.quantize(Decimal("0.0001"))),
         "exposed_since": format_timestamp(from_epoch_ms(exposure.since_ms)),
         "path": [hop.as_evidence() for hop in exposure.path],
     }

@@ -9,7 +9,7 @@ in a changelog-backed table, one entry per rule and normalised address: the key 
                   "since_ms": 1648000000000, "last_ms": 1648000600000,
                   "path": [["0x098B...", "0xab...", "0x1f...", 1648000000000], ...],
                   "received": {"USD": "1500.00"}, "tainted": {"USD": "1500.00"},
-                  "taken": ["t-1", "t-2"]},
+                  "taken": ["t-1", "t-2"], "shares": [[1648000000000, "1"]]},
      "waiting": [[1648000900000, {deposit as in docs/events.md}], ...]}
 
 ``exposure`` is null for an address that is not exposed but has deposits ``waiting``
@@ -108,6 +108,7 @@ def _exposure_json(found: Exposure) -> dict[str, Any]:
         "received": {measure: str(value) for measure, value in found.received.items()},
         "tainted": {measure: str(value) for measure, value in found.tainted.items()},
         "taken": list(found.taken),
+        "shares": [[at, str(share)] for at, share in found.shares],
     }
 
 
@@ -124,6 +125,7 @@ def _exposure(data: dict[str, Any], config: ExposureConfig) -> Exposure | None:
         tainted={str(m): Decimal(v) for m, v in data["tainted"].items()},
         last_ms=int(data["last_ms"]),
         taken=dict.fromkeys(str(i) for i in data["taken"]),
+        shares=[(int(at), Decimal(share)) for at, share in data.get("shares", [])],
     )
 
 

@@ -83,19 +83,19 @@ class ExposureRule(CompiledRule):
             if self.config.seed_of(key) is not None:
                 continue  # hop 0: the direct (sanctions) rules alert on it
             found = state.graph.exposed.get(key)
-            if found is not None and found.since_ms <= t and self._enough(found):
+            if found is not None and found.since_ms <= t and self._enough(found, t):
                 if best is None or found.hops < best[0].hops:
                     best = (found, event.addresses(self.field_name)[index])
             elif event.type == "deposit" and state.remember:
                 self._remember(state, key, t, event)
         if best is None:
             return []
-        return [self._finding(event, best[1], best[0])]
+        return [self._finding(event, best[1], best[0], best[0].share_at(t))]
 
     def observe(self, transfer: Transfer, state: RuleExposureState) -> list[Finding]:
         """Take a transfer into the graph; the retroactive findings it makes (deposits screened too early)."""
         created = state.graph.observe(self.config, transfer)
-        if created is None or not self._enough(created):
+        if created is None or not self._enough(created, created.since_ms):
             return []
         waiting = state.seen.pop(transfer.receiver, None)
         if not waiting:
@@ -104,15 +104,16 @@ class ExposureRule(CompiledRule):
         keep = []
         for t, event in waiting:
             if t >= created.since_ms:
-                findings.append(self._finding(event, transfer.to_address, created))
+                findings.append(self._finding(event, transfer.to_address, created, created.share))
             else:
                 keep.append((t, event))  # paid before the funds arrived: not exposed then
         if keep:
             state.seen[transfer.receiver] = keep
         return findings
 
-    def _enough(self, exposure: Exposure) -> bool:
-        return self.min_share is None or exposure.share >= self.min_share
+    def _enough(self, exposure: Exposure, at_ms: int) -> bool:
+        """Whether the share as of ``at_ms`` reaches ``min_share`` (what a backtest in time order sees then)."""
+        return self.min_share is None or exposure.share_at(at_ms) >= self.min_share
 
     def _remember(self, state: RuleExposureState, key: str, t: int, event: Event) -> None:
         seen = state.seen
@@ -123,7 +124,7 @@ class ExposureRule(CompiledRule):
         if len(seen) > MAX_SENDERS:
             del seen[next(iter(seen))]
 
-    def _finding(self, event: Event, address: str, exposure: Exposure) -> Finding:
-        evidence: dict[str, Any] = exposure_evidence(exposure, address, self.config.max_hops)
+    def _finding(self, event: Event, address: str, exposure: Exposure, share: Decimal) -> Finding:
+        evidence: dict[str, Any] = exposure_evidence(exposure, address, self.config.max_hops, share)
         match = {"field": self.field_name, "address": address, "list": evidence["list"], "entry": evidence["entry"]}
         return Finding(event, [event.event_id], event.timestamp, {"matches": [match], "exposure": evidence})

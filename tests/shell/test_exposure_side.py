@@ -1,0 +1,56 @@
+"""The exposure state over a table of bytes: what a batch writes, and what a rebalance reads back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.core.events import wall_clock
+from streams.core.exposure_format import entry_key
+from streams.core.exposure_screening import ExposureScreening
+from streams.core.rules.engine import Ruleset
+from streams.core.rules.loader import load_ruleset
+from streams.shell.exposure_side import ExposureTableStore
+from tests.core.test_exposure import PACK, SEED, addr, dep, transfer
+from tests.core.test_exposure_screening import screen
+
+
+@pytest.fixture
+def ruleset(tmp_path: Path) -> Ruleset:
+    (tmp_path / "pack.yaml").write_text(PACK.replace("{min_share}", ""))
+    return load_ruleset([tmp_path])
+
+
+def test_a_batch_writes_only_what_it_changed_and_a_rebalance_reads_the_owned_partitions(ruleset: Ruleset) -> None:
+    table: dict[bytes, bytes] = {}
+    screening = ExposureScreening(ruleset, {"transfers": "transfer"}, clock=wall_clock)
+    store = ExposureTableStore(table, screening)
+    store.rebuild(owned={1, 2})
+    # A clean transfer between two unexposed addresses changes nothing: no record at all.
+    screen(screening, [transfer(9, 0, addr(8), addr(9))], partition=1)
+    assert store.encode() == []
+    screen(screening, [transfer(1, 1, SEED, addr(1)), dep("w", 5, addr(3))], partition=2)
+    screen(screening, [transfer(2, 2, SEED, addr(5))], partition=1)
+    changes = store.encode()
+    assert sorted((p, k) for p, k, _ in changes) == [
+        (1, entry_key("indirect", addr(5))),
+        (2, entry_key("indirect", addr(1))),
+        (2, entry_key("indirect", addr(3))),
+    ]
+    store.apply(changes)
+    # After a rebalance the graphs come back from the table, for the partitions still owned.
+    store.forget()
+    assert store.stale
+    store.rebuild(owned={2})
+    exposed = screening.exposure.of("indirect").graph.exposed
+    assert set(exposed) == {addr(1)} and set(screening.exposure.of("indirect").seen) == {addr(3)}
+    # The waiting deposit becomes an alert; an entry with nothing left in it is a tombstone.
+    [alert] = screen(screening, [transfer(3, 0.5, SEED, addr(3))], partition=2)
+    assert alert.retroactive
+    written = {key: value for _, key, value in store.encode()}
+    assert written[entry_key("indirect", addr(3))] is not None  # now exposed itself
+    store.apply([(2, key, value) for key, value in written.items()])
+    screening.exposure.of("indirect").graph.exposed.pop(addr(3))
+    screening.touched[("indirect", addr(3))] = 2
+    assert store.encode() == [(2, entry_key("indirect", addr(3)), None)]
