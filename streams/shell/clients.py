@@ -79,13 +79,27 @@ async def started_consumer(settings: Settings, *topics: str, **overrides: Any) -
         yield client
 
 
+#: The ``type`` of chain transfers: ours, and the items ethereum-etl writes (docs/events.md).
+TRANSFER_TYPES = frozenset({"transfer", "transaction", "token_transfer"})
+
+
 def topic_for(settings: Settings, event: Mapping[str, Any]) -> str:
     """The input topic an event belongs on, by its ``type``.
 
-    Anything that is not a withdrawal goes to the deposits topic, where the worker
-    dead-letters it if it is not a valid deposit: routing never hides bad input.
+    Anything that is not a withdrawal or a chain transfer goes to the deposits topic, where
+    the worker dead-letters it if it is not a valid deposit: routing never hides bad input.
     """
-    return settings.withdrawals_topic if event.get("type") == "withdrawal" else settings.deposits_topic
+    kind = event.get("type")
+    if kind in TRANSFER_TYPES and settings.transfers_topic:
+        return settings.transfers_topic
+    return settings.withdrawals_topic if kind == "withdrawal" else settings.deposits_topic
+
+
+def key_for(event: Mapping[str, Any]) -> bytes | None:
+    """The record key of an input: its account, or for a chain transfer its chain (one partition per chain)."""
+    if event.get("type") in TRANSFER_TYPES:
+        return str(event.get("chain", "ethereum")).encode()  # ethereum-etl's items have no chain: Ethereum's
+    return str(event["account_id"]).encode() if "account_id" in event else None
 
 
 async def partitions_of(settings: Settings, topic: str) -> list[int]:

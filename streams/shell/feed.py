@@ -10,7 +10,7 @@ import orjson
 
 from streams.core.events import format_timestamp, wall_clock
 from streams.core.lines import line_timestamp
-from streams.shell.clients import started_producer, topic_for
+from streams.shell.clients import key_for, started_producer, topic_for
 from streams.shell.settings import Settings
 
 
@@ -43,7 +43,7 @@ def feed_records(
             yield settings.deposits_topic, None, line
             continue
         topic = topic_for(settings, data)
-        key = str(data["account_id"]).encode() if "account_id" in data else None
+        key = key_for(data)
         stamp = line_timestamp(line)
         changed = False
         if offset and stamp is not None:
