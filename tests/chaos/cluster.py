@@ -25,7 +25,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import ConsumerRecord
 
-from streams.shell.clients import started_admin, started_consumer, topic_for
+from streams.shell.clients import key_for, started_admin, started_consumer, topic_for
 from streams.shell.settings import Settings
 from tests.integration.helpers import REPO, WorkerProcess, isolated_settings, prepare_topics, produce, start_worker
 
@@ -82,7 +82,7 @@ class Run:
         for line in lines:
             try:
                 data = orjson.loads(line)
-                topic, key = topic_for(self.settings, data), str(data.get("account_id", "poison")).encode()
+                topic, key = topic_for(self.settings, data), key_for(data) or b"poison"
             except (orjson.JSONDecodeError, AttributeError):
                 topic, key = self.settings.deposits_topic, b"poison"
             records.append((topic, key, line))
@@ -104,12 +104,16 @@ class Run:
         except Exception:
             return -1
 
+    @property
+    def input_topics(self) -> list[str]:
+        """Every topic the group screens: alerts are complete once all of them are committed."""
+        s = self.settings
+        return [s.deposits_topic, s.withdrawals_topic, s.transfers_topic, s.exposure_checks_topic]
+
     async def _lag(self, known_only: bool = False) -> int:
         async with started_admin(self.settings) as admin, started_consumer(self.settings) as consumer:
             tps = [
-                TopicPartition(topic, p)
-                for topic in (self.settings.deposits_topic, self.settings.withdrawals_topic)
-                for p in range(self.settings.topic_partitions)
+                TopicPartition(topic, p) for topic in self.input_topics for p in range(self.settings.topic_partitions)
             ]
             ends = await consumer.end_offsets(tps)
             committed = await admin.list_consumer_group_offsets(self.settings.app_id, partitions=tps)

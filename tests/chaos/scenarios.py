@@ -21,7 +21,7 @@ import orjson
 
 from streams.shell.clients import topic_for
 from tests.chaos.cluster import broker, scenario
-from tests.chaos.scoring import ScenarioResult, alerts_committed_past, chaos_input, score
+from tests.chaos.scoring import ScenarioResult, alerts_committed_past, chaos_input, exposure_input, score
 from tests.integration.helpers import produce
 from tests.poison import poison_records
 
@@ -51,6 +51,39 @@ def kill_nine(
         run.wait_caught_up()
         run.stop_all()
         return score(run, f"worker kill -9 x{kills}", lines)
+
+
+def kill_nine_exposure(
+    bootstrap: str,
+    workdir: Path,
+    env: dict[str, str] | None,
+    kills: int = 6,
+    events: int = 1500,
+    seed: int = 7,
+) -> ScenarioResult:
+    """kill -9 while chain transfers and deposits arrive: exposure state and waiting deposits survive.
+
+    Two workers share the partitions, so exposure checks cross from one to the other; the
+    one killed is chosen at random each time, and restarted.
+    """
+    rng = random.Random(seed)
+    lines = exposure_input(events, seed)
+    chunks = [lines[len(lines) * i // (kills + 1) : len(lines) * (i + 1) // (kills + 1)] for i in range(kills + 1)]
+    with scenario(bootstrap, workdir, env) as run:
+        run.start("w1")
+        run.start("w2")
+        for chunk in chunks[:-1]:
+            run.produce(chunk)
+            time.sleep(rng.uniform(0.0, 1.5))
+            victim = rng.choice(["w1", "w2"])
+            run.kill(victim)
+            restarted = time.monotonic()
+            run.start(victim)
+            run.recoveries.append(run.wait_caught_up(since=restarted))
+        run.produce(chunks[-1])
+        run.wait_caught_up()
+        run.stop_all()
+        return score(run, f"kill -9 x{kills}, transfers and deposits, 2 workers", lines)
 
 
 def graceful_restart(
@@ -185,6 +218,7 @@ def poison(
 
 SCENARIOS: dict[str, Callable[..., ScenarioResult]] = {
     "kill9": kill_nine,
+    "kill9-exposure": kill_nine_exposure,
     "graceful": graceful_restart,
     "rebalance": rebalance,
     "broker-term": lambda b, w, e: broker_outage(b, w, e, "stop"),

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from aiokafka import TopicPartition
@@ -19,6 +21,7 @@ from streams.core.rules.loader import load_ruleset
 from streams.core.synthetic import synthetic_events
 from streams.shell.clients import topic_for
 from tests.chaos.cluster import Run
+from tests.factories import RONIN_EXPLOITER
 from tests.integration.helpers import REPO
 
 RULESET = load_ruleset([REPO / "rules"])
@@ -64,6 +67,45 @@ def oracle(lines: list[bytes]) -> set[str]:
 def chaos_input(count: int, seed: int) -> list[bytes]:
     """Synthetic events on few accounts, so windows and sequences fill up and alert."""
     return list(synthetic_events(count, seed=seed, accounts=300, events_per_second=2.0, sanctioned_share=0.02))
+
+
+def exposure_input(count: int, seed: int) -> list[bytes]:
+    """Chain transfers and deposits in time order: a laundering tree from an OFAC-listed seed and clean noise.
+
+    ``count`` events, a third of them deposits. The tree's addresses receive funds only
+    from the seed and each other (their share stays 1, whatever order a worker learns it
+    in), some 4 hops and more deep (beyond the rule's reach); deposits come from tree
+    addresses (after their funds arrived) and clean ones. Live, a deposit's check can still
+    reach the exposure side before the transfer that exposes its sender: a retroactive alert.
+    """
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    tree: list[tuple[str, int]] = [(RONIN_EXPLOITER, 0)]  # (address, hops from the seed)
+    clean = [f"0x{seed:04x}c{n:035x}" for n in range(40)]
+    lines = []
+    for n in range(count):
+        moment = (start + timedelta(seconds=n * 0.5 + 0.25)).isoformat().replace("+00:00", "Z")
+        if n % 3 == 2:
+            sender = rng.choice([a for a, _ in tree[1:]] or [clean[0]]) if rng.random() < 0.7 else rng.choice(clean)
+            item: dict[str, object] = {
+                "type": "deposit", "event_id": f"x{seed}-d{n}", "account_id": f"xacct-{rng.randrange(50)}",
+                "chain": "ethereum", "asset": "ETH", "amount": "1", "timestamp": moment,
+                "tx_hash": f"0x{n:064x}", "from_addresses": [sender], "to_address": "0x" + "e" * 40,
+            }  # fmt: skip
+        else:
+            if rng.random() < 0.6:
+                parent, hops = rng.choice(tree)
+                receiver = f"0x{seed:04x}a{n:035x}"
+                tree.append((receiver, hops + 1))
+            else:
+                parent, receiver = rng.choice(clean), rng.choice(clean)
+            item = {
+                "type": "transfer", "event_id": f"x{seed}-t{n}", "chain": "ethereum", "tx_hash": f"0x{n:064x}",
+                "from_address": parent, "to_address": receiver, "asset": "ETH",
+                "amount": rng.choice(["0", "0.5", "12"]), "timestamp": moment,
+            }  # fmt: skip
+        lines.append(orjson.dumps(item))
+    return lines
 
 
 def score(run: Run, name: str, lines: list[bytes]) -> ScenarioResult:

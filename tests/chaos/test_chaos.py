@@ -52,3 +52,10 @@ def test_broker_killed_and_restarted(kafka_bootstrap: str, broker_env: dict[str,
     # KAFKA_BOOTSTRAP_SERVERS names a cluster we must not kill: use a local broker of our own.
     with project_broker("kafka-faults", allow_external=False) as (bootstrap, env):
         check(scenarios.broker_outage(bootstrap, tmp_path, env, "kill", events=1200))
+
+
+def test_worker_kill_nine_with_chain_transfers(
+    kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path
+) -> None:
+    """Exposure state, its changelog and the deposits waiting for it survive kill -9 of either worker."""
+    check(scenarios.kill_nine_exposure(kafka_bootstrap, tmp_path, broker_env, kills=2, events=600))

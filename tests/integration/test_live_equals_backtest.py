@@ -222,6 +222,24 @@ def test_worker_and_backtest_follow_chain_transfers_alike(
     assert set(got) == expected
 
 
+def test_a_deposit_screened_before_its_senders_funds_arrive_gets_one_retroactive_alert(live: LiveRun) -> None:
+    """Deposits first, then the transfers (a chain feed that lags): the alerts come when the funds are known."""
+    example = next(EXAMPLE)
+    flows = [(0, 1, 2, "5"), (1, 2, 60, "5"), (0, 3, 600, "5")]
+    items = build_flows(example, flows, [(2, 900), (3, 900), (4, 30)])
+    expected = {a.alert_id for a in backtest_lines([orjson.dumps(i) for i in items], RULESET, clock=wall_clock).alerts}
+    assert len(expected) == 2
+    live.screen([i for i in items if i["type"] == "deposit"])
+    assert live.alerts(f"x{example}-") == []  # nothing is known of the senders yet
+    live.screen([i for i in items if i["type"] == "transfer"])
+    deadline = time.monotonic() + 30
+    while len(found := live.alerts(f"x{example}-")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert {a["alert_id"] for a in found} == expected and len(found) == 2
+    assert all(a["retroactive"] for a in found)
+    assert sorted(a["evidence"]["exposure"]["hops"] for a in found) == [1, 2]
+
+
 def test_the_property_was_exercised(live: LiveRun) -> None:
     """Guard against a vacuous pass: the examples above must have raised real alerts, of every rule."""
     assert live.produced
