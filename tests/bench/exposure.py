@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import re
+import tempfile
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 
@@ -28,7 +31,10 @@ from streams.core.events import format_timestamp, wall_clock
 from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Record, Screening
+from tests.bench.common import cpu_of, rss_mb
+from tests.chaos.cluster import Run
 from tests.data import REPO
+from tests.integration.helpers import free_port, project_broker, start_worker
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 LAZARUS = "0x098b716b8aaf21512996dc57eb0615e2383e2f96"
@@ -127,10 +133,72 @@ def report(count: int, addresses: int) -> dict[str, object]:
     return measured
 
 
+def worker_rate(run: Run, count: int, addresses: int) -> dict[str, object]:
+    """One worker on ``count`` transfers preloaded to ``chain-transfers``: transfers/s from ready to committed.
+
+    They are keyed by chain, so all are on one partition, screened by one worker (a chain's
+    funds are followed in order by one worker; more chains spread over more). The worker's
+    own gauge of exposed addresses is compared with the oracle's count once it is done.
+    """
+    transfers = generate(count, addresses)
+    expected = len(oracle(transfers))
+    t0 = time.perf_counter()
+    run.produce([orjson.dumps(t) for t in transfers])
+    preload = time.perf_counter() - t0
+    worker = start_worker(run.settings.model_copy(update={"metrics_port": free_port()}), run.workdir, "exposure")
+    ready = time.perf_counter()
+    cpu0 = cpu_of(worker.process.pid)
+    while run.lag() != 0:
+        time.sleep(0.25)
+    seconds = time.perf_counter() - ready
+    cpu = cpu_of(worker.process.pid) - cpu0
+    peak = rss_mb(worker.process.pid, "VmHWM")
+    exposed = -1.0
+    deadline = time.monotonic() + 15
+    while exposed != expected and time.monotonic() < deadline:
+        time.sleep(1.0)  # the gauge is refreshed every 5 s
+        found = re.search(r"^sentinel_exposed_addresses (\S+)$", worker.metrics(), re.M)
+        exposed = float(found.group(1)) if found else -1.0
+    worker.stop()
+    return {
+        "transfers": count,
+        "preload_s": preload,
+        "seconds": seconds,
+        "transfers_per_s": count / seconds,
+        "cpu_s_per_100k": cpu / count * 100_000,
+        "peak_rss_mb": peak,
+        "exposed": exposed,
+        "matches_oracle": exposed == expected,
+    }
+
+
+def worker_report(run: Run, count: int, addresses: int) -> dict[str, object]:
+    """:func:`worker_rate`, printed as the bench prints its sections."""
+    measured = worker_rate(run, count, addresses)
+    verdict = "ok" if measured["matches_oracle"] else "FAILED (exposed count differs from the oracle)"
+    print(f"\n## Exposure on a worker ({count} transfers, one chain, one worker, real broker)\n")
+    print("| transfers/s | CPU s per 100k | peak RSS MB | exposed addresses | vs oracle |\n|---|---|---|---|---|")
+    print(
+        f"| {measured['transfers_per_s']:,.0f} | {measured['cpu_s_per_100k']:.1f} | "
+        f"{measured['peak_rss_mb']:.0f} | {measured['exposed']:.0f} | {verdict} |"
+    )
+    return measured
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--transfers", type=int, default=300_000)
     parser.add_argument("--addresses", type=int, default=100_000)
+    parser.add_argument("--worker", action="store_true", help="also a worker on a real broker (.local/kafka-bench)")
     args = parser.parse_args()
     result = report(args.transfers, args.addresses)
-    raise SystemExit(0 if result["matches_oracle"] else 1)
+    ok = bool(result["matches_oracle"])
+    if args.worker:
+        with project_broker("kafka-bench") as (bootstrap, env), tempfile.TemporaryDirectory() as workdir:
+            ok = (
+                bool(
+                    worker_report(Run(bootstrap, Path(workdir), env), args.transfers, args.addresses)["matches_oracle"]
+                )
+                and ok
+            )
+    raise SystemExit(0 if ok else 1)

@@ -118,3 +118,21 @@ def test_input_fetched_before_a_rebalance_is_dropped_and_read_again_after_a_seek
     consumer.loop.run_until_complete(asyncio.wait_for(consumer._drain_messages(fetcher), 10))
     assert seeks == [False], "one seek, once the rebalance was over"
     assert screened == [[0, 1]], "only what was read after the seek is screened"
+
+
+def test_the_fetch_wait_is_set_where_aiokafka_reads_it() -> None:
+    """aiokafka hands ``_fetch_max_wait_ms`` to its fetcher at start: if it is renamed, say so."""
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.shell.faust_adapter import BatchConsumerThread, set_fetch_wait
+
+    async def build() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=1500)
+
+    consumer = asyncio.run(build())
+    set_fetch_wait(consumer, 100)
+    assert consumer._fetch_max_wait_ms == 100  # the name the adapter writes is the one aiokafka reads
+    with pytest.raises(RuntimeError, match="no _fetch_max_wait_ms"):
+        set_fetch_wait(object(), 100)
+    assert BatchConsumer._new_consumer_thread is not faust_aiokafka.Consumer._new_consumer_thread
+    assert issubclass(BatchConsumerThread, faust_aiokafka.AIOKafkaConsumerThread)
