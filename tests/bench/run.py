@@ -1,6 +1,7 @@
 """``make bench``: the worker (A) side by side with the ideal aiokafka loop (B) and the engine
 alone (C) on the same broker and input, plus latency under load, scale-out, memory,
-backtest speed and chain transfers through the exposure rules (tests/bench/exposure.py).
+backtest speed and chain transfers through the exposure rules, in one process and on a worker
+(tests/bench/exposure.py).
 Not part of ``make test``.
 
     python -m tests.bench.run [--events N] [--latency-seconds S] [--list-addresses N] [--transfers N]
@@ -224,6 +225,9 @@ def main() -> int:
             level = Run(bootstrap, Path(workdir), env)
             latencies.append(latency.measure(level, offered, load, rate, expected))
             print(latencies[-1].row(), flush=True)
+        exposure_worker = exposure.worker_report(
+            Run(bootstrap, Path(workdir), env), args.transfers, args.transfer_addresses
+        )
     memory["list"] = list_memory(args.list_addresses, work)
 
     a, b = one, next(r for r in results if r.name.startswith("B"))
@@ -259,12 +263,13 @@ def main() -> int:
                 "memory": memory,
                 "soak": [asdict(r) | {"growth": r.growth} for r in soaked],
                 "exposure": exposed,
+                "exposure_worker": exposure_worker,
             },
             option=orjson.OPT_INDENT_2,
         )
     )
     ok = all(r.matches_oracle for r in results + soaked) and all(level.matches_oracle for level in latencies)
-    ok = ok and bool(exposed["matches_oracle"])
+    ok = ok and bool(exposed["matches_oracle"]) and bool(exposure_worker["matches_oracle"])
     return 0 if ok else 1
 
 
