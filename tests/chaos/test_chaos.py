@@ -58,4 +58,4 @@ def test_worker_kill_nine_with_chain_transfers(
     kafka_bootstrap: str, broker_env: dict[str, str] | None, tmp_path: Path
 ) -> None:
     """Exposure state, its changelog and the deposits waiting for it survive kill -9 of either worker."""
-    check(scenarios.kill_nine_exposure(kafka_bootstrap, tmp_path, broker_env, kills=2, events=600))
+    check(scenarios.kill_nine_exposure(kafka_bootstrap, tmp_path, broker_env, kills=1, events=450))

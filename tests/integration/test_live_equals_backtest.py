@@ -205,7 +205,7 @@ def build_flows(example: int, flows: list[tuple[int, int, int, str]], deposits: 
     return items
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @example(flows=TWO_HOPS[0], deposits=TWO_HOPS[1])
 @given(flows=st.lists(flow, min_size=1, max_size=14), deposits=st.lists(paid_in, min_size=1, max_size=6))
 def test_worker_and_backtest_follow_chain_transfers_alike(
