@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from streams.core.events import event_from_dict, to_json_dict
+from streams.core.events import Event, event_from_dict, to_json_dict
 from streams.core.exposure import Exposure, ExposureConfig, Hop, Seed
 from streams.core.rules.exposure_rule import RuleExposureState
 
@@ -53,9 +53,25 @@ def encode_entry(state: RuleExposureState, rule_id: str, address: str, partition
         "rule": rule_id,
         "address": address,
         "exposure": None if found is None else _exposure_json(found),
-        "waiting": [[t, to_json_dict(event)] for t, event in waiting or ()],
+        "waiting": [orjson.Fragment(_waiting_json(t, event)) for t, event in waiting or ()],
     }
     return orjson.dumps(data)
+
+
+#: Each waiting deposit's JSON, made once (the most recent ones): an entry is written again
+#: whenever a deposit joins it, and encoding an event is most of what that costs.
+_WAITING_JSON: dict[tuple[str, str, int], bytes] = {}
+_WAITING_CACHED = 100_000
+
+
+def _waiting_json(t: int, event: Event) -> bytes:
+    key = (event.account_id, event.event_id, t)
+    found = _WAITING_JSON.get(key)
+    if found is None:
+        found = _WAITING_JSON[key] = orjson.dumps([t, to_json_dict(event)])
+        if len(_WAITING_JSON) > _WAITING_CACHED:
+            del _WAITING_JSON[next(iter(_WAITING_JSON))]
+    return found
 
 
 def entry_partition(raw: bytes) -> int:

@@ -108,7 +108,8 @@ class Run:
     def input_topics(self) -> list[str]:
         """Every topic the group screens: alerts are complete once all of them are committed."""
         s = self.settings
-        return [s.deposits_topic, s.withdrawals_topic, s.transfers_topic, s.exposure_checks_topic]
+        exposure = [s.transfers_topic, s.exposure_checks_topic] if s.transfers_topic else []
+        return [s.deposits_topic, s.withdrawals_topic, *exposure]
 
     async def _lag(self, known_only: bool = False) -> int:
         async with started_admin(self.settings) as admin, started_consumer(self.settings) as consumer:

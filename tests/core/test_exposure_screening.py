@@ -53,6 +53,8 @@ def test_a_deposit_checked_after_later_transfers_is_judged_by_the_share_at_its_t
 def test_a_deposit_checked_before_its_sender_is_exposed_waits_and_alerts_once(shared: Ruleset) -> None:
     screening = ExposureScreening(shared, {"transfers": "transfer"}, clock=wall_clock)
     d = dep("d", 60, addr(4))
+    screen(screening, [transfer(9, 0, addr(8), addr(9))])  # the chain feed is at minute 0
+    screening.touched.clear()
     assert screen(screening, [d, d]) == []  # checked twice (a crash and a replay): remembered once
     assert screening.touched == {("indirect", addr(4)): 2}
     [alert] = screen(screening, [transfer(1, 30, SEED, addr(4))])
@@ -62,7 +64,7 @@ def test_a_deposit_checked_before_its_sender_is_exposed_waits_and_alerts_once(sh
 
 def test_the_state_survives_encoding_and_a_delisted_seed_exposes_nobody(shared: Ruleset, tmp_path: Path) -> None:
     screening = ExposureScreening(shared, {"transfers": "transfer"}, clock=wall_clock)
-    screen(screening, [transfer(1, 1, SEED, addr(1), "6"), transfer(2, 2, addr(1), addr(2), "3"), dep("w", 0, addr(3))])
+    screen(screening, [transfer(1, 1, SEED, addr(1), "6"), transfer(2, 2, addr(1), addr(2), "3"), dep("w", 5, addr(3))])
     state = screening.exposure.of("indirect")
     raws = {a: encode_entry(state, "indirect", a, 2) for a in (addr(1), addr(2), addr(3), addr(7))}
     assert raws[addr(7)] is None  # nothing held of it
@@ -90,7 +92,7 @@ def test_the_state_survives_encoding_and_a_delisted_seed_exposes_nobody(shared: 
 
 def test_expiry_forgets_idle_exposures_and_old_waiting_deposits(shared: Ruleset) -> None:
     screening = ExposureScreening(shared, {"transfers": "transfer"}, clock=wall_clock)
-    screen(screening, [dep("w", 0, addr(3)), transfer(1, 1, SEED, addr(1))])
+    screen(screening, [transfer(9, 0, addr(8), addr(9)), dep("w", 0, addr(3)), transfer(1, 1, SEED, addr(1))])
     screening.touched.clear()
     screen(screening, [transfer(2, 60 * 24 * 200, addr(8), addr(9))])  # 200 days later: both are past their time
     screening.touched.clear()
@@ -98,3 +100,13 @@ def test_expiry_forgets_idle_exposures_and_old_waiting_deposits(shared: Ruleset)
     assert screening.expire(held) == 2
     assert set(screening.touched) == set(held)
     assert screening.exposure.of("indirect").graph.exposed == {} and screening.exposure.of("indirect").seen == {}
+
+
+def test_a_deposit_the_chain_feed_has_passed_is_not_remembered(shared: Ruleset) -> None:
+    """A chain's transfers arrive in its order: past the watermark, no transfer can still expose the sender."""
+    screening = ExposureScreening(shared, {"transfers": "transfer"}, clock=wall_clock)
+    screen(screening, [transfer(1, 60, addr(8), addr(9)), dep("old", 30, addr(4)), dep("new", 90, addr(5))])
+    assert set(screening.exposure.of("indirect").seen) == {addr(5)}
+    # On a partition with no transfer yet (no chain feed) nothing will come: nothing is kept.
+    screen(screening, [dep("other", 30, addr(6))], partition=3)
+    assert addr(6) not in screening.exposure.of("indirect").seen

@@ -25,7 +25,7 @@ from streams.core.rules.kinds import CompiledRule, Finding
 from streams.core.transfers import Transfer
 
 #: Deposits remembered per sending address for retroactive alerts (the oldest go first).
-MAX_REMEMBERED = 64
+MAX_REMEMBERED = 16
 #: Sending addresses remembered in all (the longest-remembered go first): a bound on memory.
 MAX_SENDERS = 200_000
 
@@ -86,8 +86,8 @@ class ExposureRule(CompiledRule):
             if found is not None and found.since_ms <= t and self._enough(found, t):
                 if best is None or found.hops < best[0].hops:
                     best = (found, event.addresses(self.field_name)[index])
-            elif event.type == "deposit" and state.remember:
-                self._remember(state, key, t, event)
+            elif event.type == "deposit" and state.remember and not self.config.stops_at(key):
+                self._remember(state, key, t, event)  # a service is never exposed: nothing to wait for
         if best is None:
             return []
         return [self._finding(event, best[1], best[0], best[0].share_at(t))]
