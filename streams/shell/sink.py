@@ -24,6 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.core.alerts import FreezeAlert
 from streams.core.screening import DeadLetter, Outcome
@@ -34,6 +35,8 @@ from streams.shell.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Errors after which an idempotent producer never succeeds again: only a new producer helps.
+#: Kafka's default partitioner (murmur2 of the key), as a keyed send uses it.
+_PARTITIONER = DefaultPartitioner()
 _PRODUCER_SESSION_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 #: Largest value copied whole into a dead letter (the broker's default limit is 1 MiB).
@@ -56,6 +59,8 @@ class AlertSink:
         #: How many times the producer was replaced after its session broke (see the module doc).
         self.renewals = 0
         self._renewing = asyncio.Lock()
+        #: (topic, key) -> partition, for records passed on by key (few keys: chains).
+        self._partitions: dict[tuple[str, bytes], int] = {}
 
     async def start(self) -> None:
         """Connect to the cluster (the producer must be created inside the event loop)."""
@@ -98,21 +103,34 @@ class AlertSink:
         """Produce what ``outcome`` calls for and return once the broker has acknowledged it."""
         if outcome.dead_letter is not None:
             await self._send_dead_letter(outcome.dead_letter)
-            return
-        sends = [self._send(topic, key, value, []) for topic, key, value in outcome.forwards]
-        if outcome.alerts:
-            sends.append(self._send_alerts(outcome.alerts, outcome.record.timestamp))
-        await asyncio.gather(*sends)
+        elif outcome.alerts:
+            await self._send_alerts(outcome.alerts, outcome.record.timestamp)
 
     async def emit_many(self, outcomes: Sequence[Outcome]) -> None:
-        """Produce the outputs of a batch of outcomes together; return once all are acknowledged."""
-        pending = [
-            self.emit(outcome)
-            for outcome in outcomes
-            if outcome.dead_letter is not None or outcome.alerts or outcome.forwards
-        ]
+        """Produce the outputs of a batch of outcomes together; return once all are acknowledged.
+
+        Records passed on (exposure checks) go out in producer batches, one per partition,
+        as the changelog does: one per deposit, they would otherwise cost more than its screening.
+        """
+        pending = [self.emit(outcome) for outcome in outcomes if outcome.dead_letter is not None or outcome.alerts]
+        forwards: dict[str, list[Change]] = {}
+        for outcome in outcomes:
+            for topic, key, value in outcome.forwards:
+                forwards.setdefault(topic, []).append((await self._partition_of(topic, key), key, value))
+        pending += [self.write_many(topic, records) for topic, records in forwards.items()]
         if pending:
             await asyncio.gather(*pending)
+
+    async def _partition_of(self, topic: str, key: bytes) -> int:
+        """The partition Kafka's default partitioner gives ``key`` (what a keyed send would choose)."""
+        found = self._partitions.get((topic, key))
+        if found is None:
+            producer = self._producer
+            if producer is None:
+                raise RuntimeError("AlertSink.emit_many called before start")
+            partitions = sorted(await producer.partitions_for(topic))
+            found = self._partitions[(topic, key)] = _PARTITIONER(key, partitions, partitions)
+        return found
 
     async def _send_alerts(self, alerts: Sequence[FreezeAlert], broker_time: float | None) -> None:
         await asyncio.gather(*(self._send(self.alerts_topic, alert.key(), alert.to_json(), []) for alert in alerts))
