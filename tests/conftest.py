@@ -9,6 +9,7 @@ instead. If the broker cannot be started the Kafka tests fail; they never skip.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -27,7 +28,14 @@ def kafka_bootstrap() -> Iterator[str]:
     if external:
         yield external
         return
-    env = {**os.environ, "SENTINEL_KAFKA_HOME": str(REPO / ".local" / "kafka-test")}
+    home = REPO / ".local" / "kafka-test"
+    env = {**os.environ, "SENTINEL_KAFKA_HOME": str(home)}
+    running = subprocess.run([str(BROKER_SCRIPT), "status"], env=env, capture_output=True, timeout=30, check=False)
+    if running.returncode != 0:
+        # Every session starts from an empty broker: each test's topics are its own, and those
+        # of earlier local runs piled up (6,400 topic folders) made the broker take two minutes
+        # to start, and its restart in the broker-kill test time out.
+        shutil.rmtree(home / "data", ignore_errors=True)
     started = subprocess.run(
         [str(BROKER_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=300, check=False
     )

@@ -50,7 +50,7 @@ from streams.shell.exposure_side import ExposureSide
 from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
 from streams.shell.memory import settle_long_lived
 from streams.shell.records import record_of
-from streams.shell.reload import ReloadResult, RulesReloader
+from streams.shell.reload import RulesReloader
 from streams.shell.security import faust_credentials
 from streams.shell.settings import Settings
 from streams.shell.sink import AlertSink
@@ -149,7 +149,14 @@ class SentinelApp(BatchDeliveryApp):
         self.sink = AlertSink(settings, changelog_topic=self.state_table.changelog_topic.get_topic_name())
         self.commit_pipeline = CommitPipeline(self.sink, self.state_store, self, on_complete=self._count_batch)
         self.exposure_side = (
-            ExposureSide(self, ruleset, changelog_configs=CHANGELOG_TOPIC_CONFIGS, on_complete=self._count_batch)
+            ExposureSide(
+                self,
+                settings,
+                self.sink,
+                ruleset,
+                changelog_configs=CHANGELOG_TOPIC_CONFIGS,
+                on_complete=self._count_batch,
+            )
             if settings.transfers_topic
             else None
         )
@@ -159,7 +166,7 @@ class SentinelApp(BatchDeliveryApp):
         self.reloader: RulesReloader = RulesReloader(
             settings.rule_paths,
             self._install_ruleset,
-            on_result=_count_reload,
+            on_result=lambda result: metrics.RULES_RELOADS.labels(result.outcome, result.source).inc(),
             bundle_dir=Path(settings.data_dir) / "bundles",
             trust=trust,
             mark_file=Path(settings.data_dir) / "control-mark.json",
@@ -312,7 +319,7 @@ class SentinelApp(BatchDeliveryApp):
         screen_one = self.screening.screen_one
         outcomes = [screen_one(record_of(message)) for message in records]
         if exposure_side is not None:
-            exposure_side.pass_on(outcomes)
+            exposure_side.pass_on(outcomes, self.screening.ruleset)
         clocks = self._event_clocks
         for outcome in outcomes:
             event = outcome.event
@@ -359,10 +366,6 @@ class SentinelApp(BatchDeliveryApp):
         for (topic, result), count in counts.items():
             metrics.EVENTS.labels(topic, result).inc(count)
         self._screened += len(batch.outcomes)
-
-
-def _count_reload(result: ReloadResult) -> None:
-    metrics.RULES_RELOADS.labels(result.outcome, result.source).inc()
 
 
 def _publish_ruleset(ruleset: Ruleset) -> None:

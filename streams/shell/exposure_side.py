@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, MutableMapping, Sequence
-from typing import TYPE_CHECKING
 
 from streams.core.events import Event, wall_clock
 from streams.core.exposure_format import decode_entry, encode_entry, entry_key, entry_partition
@@ -33,11 +32,10 @@ from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.screening import Outcome, Record
 from streams.shell import metrics
 from streams.shell.commit import Batch, Change, CommitPipeline
-from streams.shell.faust_adapter import table_bytes
+from streams.shell.faust_adapter import BatchDeliveryApp, table_bytes
+from streams.shell.settings import Settings
 from streams.shell.sink import AlertSink
-
-if TYPE_CHECKING:
-    from streams.shell.app import SentinelApp
+from streams.shell.state_table import put_changes
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +125,7 @@ class ExposureTableStore:
 
     def apply(self, changes: Sequence[Change], in_flight: Sequence[Change] = ()) -> None:
         """Put durable changes in the table (the decoded graphs already hold them)."""
-        table = self.table
-        for _, key, value in changes:
-            if value is None:
-                table.pop(key, None)
-            else:
-                table[key] = value
+        put_changes(self.table, changes)
 
     def forget(self) -> None:
         """A rebalance: the graphs hold changes that may never become durable; decode again."""
@@ -158,14 +151,16 @@ class ExposureSide:
 
     def __init__(
         self,
-        app: SentinelApp,
+        app: BatchDeliveryApp,
+        settings: Settings,
+        sink: AlertSink,
         ruleset: Ruleset,
         *,
         changelog_configs: dict[str, str],
         on_complete: Callable[[Batch], None],
     ) -> None:
-        settings = app.settings
         self.app = app
+        self.settings = settings
         self.transfers_topic = settings.transfers_topic
         self.checks_topic = settings.exposure_checks_topic
         self.topics = frozenset({self.transfers_topic, self.checks_topic})
@@ -184,7 +179,7 @@ class ExposureSide:
             observer=metrics.PrometheusObserver(),
         )
         self.store = ExposureTableStore(table_bytes(self.table), self.screening)
-        outputs = _ExposureOutputs(app.sink, self.table.changelog_topic.get_topic_name())
+        outputs = _ExposureOutputs(sink, self.table.changelog_topic.get_topic_name())
         self.pipeline = CommitPipeline(outputs, self.store, app, on_complete=on_complete)
         self._next_sweep = 0.0
 
@@ -203,13 +198,12 @@ class ExposureSide:
             changes += self.store.expire()
         await self.pipeline.submit(outcomes, changes)
 
-    def pass_on(self, outcomes: Sequence[Outcome]) -> None:
+    def pass_on(self, outcomes: Sequence[Outcome], ruleset: Ruleset) -> None:
         """Give each screened deposit or withdrawal an exposure rule looks at its check, keyed by chain.
 
         A resend (a duplicate) or a dead letter is not passed on; a record screened again
         after a crash is, and the exposure side remembers a deposit once.
         """
-        ruleset = self.app.screening.ruleset
         topic = self.checks_topic
         for outcome in outcomes:
             event = outcome.event
@@ -227,7 +221,7 @@ class ExposureSide:
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.transfers_topic}
 
     def _sweep_due(self) -> bool:
-        interval = self.app.settings.state_sweep_interval
+        interval = self.settings.state_sweep_interval
         now = asyncio.get_running_loop().time()
         if not interval or now < self._next_sweep:
             return False

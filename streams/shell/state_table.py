@@ -113,12 +113,7 @@ class TableStore:
         Documents touched by a batch still ``in_flight`` are newer than the table, so
         they stay cached whatever the bound; every other one can be decoded again.
         """
-        table = self.table
-        for _, key, value in changes:
-            if value is None:
-                table.pop(key, None)
-            else:
-                table[key] = value
+        put_changes(self.table, changes)
         if len(self._docs) > self._max_cached:
             docs = self._docs
             self._docs = {a: docs[a] for a in (key.decode() for _, key, _ in in_flight) if a in docs}
@@ -183,3 +178,12 @@ class TableStore:
 
     def __len__(self) -> int:
         return len(self.table)
+
+
+def put_changes(table: MutableMapping[bytes, bytes], changes: Sequence[Change]) -> None:
+    """Write durable changes into a table's bytes (``None`` deletes the key)."""
+    for _, key, value in changes:
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
