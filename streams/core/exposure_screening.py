@@ -11,8 +11,7 @@ chain), and :class:`ExposureScreening` screens there:
   for deposits checked before it (as :meth:`Screening.screen_one` does offline);
 - a **checked deposit** is screened by the exposure rules alone
   (:meth:`~streams.core.rules.engine.Ruleset.check_exposure`), and remembered for a later
-  retroactive alert if its sender is not exposed yet and the partition's transfers have
-  not yet passed its time (its **watermark**: a chain's transfers arrive in its order).
+  retroactive alert if its sender is not exposed yet.
 
 Which (rule, address) entries a record may have changed is kept in :attr:`touched`, so
 the shell writes only those to the changelog (see :mod:`streams.core.exposure_format`).
@@ -44,11 +43,6 @@ class ExposureScreening(Screening):
         self.touched: dict[tuple[str, str], int] = {}
         #: The latest transfer time taken in (epoch ms): the clock exposure expires by.
         self.latest_ms = -1
-        #: The latest transfer time per partition: a chain's transfers arrive in its order, so
-        #: a deposit older than this has every transfer up to its time known already.
-        self.watermarks: dict[int, int] = {}
-        #: Partitions whose watermark moved since the shell last persisted them.
-        self.moved: set[int] = set()
 
     def _evaluate(self, outcome: Outcome, event: Event | Transfer) -> None:
         partition = outcome.record.partition
@@ -59,20 +53,8 @@ class ExposureScreening(Screening):
             receiver = event.receiver
             for rule in rules:
                 touched[(rule.spec.id, receiver)] = partition
-            t = event.epoch_ms
-            self.latest_ms = max(self.latest_ms, t)
-            if t > self.watermarks.get(partition, -1):
-                self.watermarks[partition] = t
-                self.moved.add(partition)
+            self.latest_ms = max(self.latest_ms, event.epoch_ms)
             return
-        # Remember a deposit for a retroactive alert only if a transfer up to its time may
-        # still come: not when this partition's transfers are already past it (in a steady
-        # state the chain feed runs ahead of the ledger, and nothing needs remembering), and
-        # not before the partition has had any transfer (no chain feed: nothing will come).
-        watermark = self.watermarks.get(partition)
-        may_come = watermark is not None and event.epoch_ms >= watermark
-        for rule in rules:
-            self.exposure.of(rule.spec.id).remember = may_come
         try:
             outcome.alerts = self.ruleset.check_exposure(
                 event, self.exposure, self.clock, self.observer, self.allowlist

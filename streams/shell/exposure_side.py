@@ -39,10 +39,6 @@ from streams.shell.state_table import put_changes
 
 log = logging.getLogger(__name__)
 
-#: The key prefix of a partition's watermark (the latest transfer time screened on it), kept
-#: in the table so that a worker taking the partition over knows what the chain feed has passed.
-WATERMARK = b"\x00watermark\x00"
-
 
 class ExposureTableStore:
     """The exposure graphs decoded from a table of bytes, and the changes a batch makes to them."""
@@ -66,14 +62,7 @@ class ExposureTableStore:
         self._live.clear()
         self._by_entry.clear()
         unreadable = 0
-        screening.watermarks.clear()
-        screening.moved.clear()
         for key, raw in self.table.items():
-            if key.startswith(WATERMARK):
-                partition = int(key[len(WATERMARK) :])
-                if partition in owned:
-                    screening.watermarks[partition] = int(raw)
-                continue
             try:
                 partition = entry_partition(raw)
                 if partition not in owned:
@@ -111,10 +100,6 @@ class ExposureTableStore:
                 self._by_entry[(rule_id, address)] = partition
             changes.append((partition, key, value))
         screening.touched.clear()
-        for partition in screening.moved:
-            mark = str(screening.watermarks[partition]).encode()
-            changes.append((partition, WATERMARK + str(partition).encode(), mark))
-        screening.moved.clear()
         return changes
 
     def expire(self) -> list[Change]:

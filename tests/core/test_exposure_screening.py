@@ -100,13 +100,3 @@ def test_expiry_forgets_idle_exposures_and_old_waiting_deposits(shared: Ruleset)
     assert screening.expire(held) == 2
     assert set(screening.touched) == set(held)
     assert screening.exposure.of("indirect").graph.exposed == {} and screening.exposure.of("indirect").seen == {}
-
-
-def test_a_deposit_the_chain_feed_has_passed_is_not_remembered(shared: Ruleset) -> None:
-    """A chain's transfers arrive in its order: past the watermark, no transfer can still expose the sender."""
-    screening = ExposureScreening(shared, {"transfers": "transfer"}, clock=wall_clock)
-    screen(screening, [transfer(1, 60, addr(8), addr(9)), dep("old", 30, addr(4)), dep("new", 90, addr(5))])
-    assert set(screening.exposure.of("indirect").seen) == {addr(5)}
-    # On a partition with no transfer yet (no chain feed) nothing will come: nothing is kept.
-    screen(screening, [dep("other", 30, addr(6))], partition=3)
-    assert addr(6) not in screening.exposure.of("indirect").seen

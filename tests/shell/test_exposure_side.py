@@ -27,16 +27,14 @@ def test_a_batch_writes_only_what_it_changed_and_a_rebalance_reads_the_owned_par
     screening = ExposureScreening(ruleset, {"transfers": "transfer"}, clock=wall_clock)
     store = ExposureTableStore(table, screening)
     store.rebuild(owned={1, 2})
-    # A clean transfer between two unexposed addresses changes no entry: only the watermark moves.
+    # A clean transfer between two unexposed addresses changes nothing: no record at all.
     screen(screening, [transfer(9, 0, addr(8), addr(9))], partition=1)
-    assert store.encode() == [(1, b"\x00watermark\x001", b"1767225600000")]
+    assert store.encode() == []
     screen(screening, [transfer(1, 1, SEED, addr(1)), dep("w", 5, addr(3))], partition=2)  # waits: 5 > 1
     screen(screening, [transfer(2, 2, SEED, addr(5))], partition=1)
     changes = store.encode()
     assert sorted((p, k) for p, k, _ in changes) == [
-        (1, b"\x00watermark\x001"),
         (1, entry_key("indirect", addr(5))),
-        (2, b"\x00watermark\x002"),
         (2, entry_key("indirect", addr(1))),
         (2, entry_key("indirect", addr(3))),
     ]
@@ -47,11 +45,10 @@ def test_a_batch_writes_only_what_it_changed_and_a_rebalance_reads_the_owned_par
     store.rebuild(owned={2})
     exposed = screening.exposure.of("indirect").graph.exposed
     assert set(exposed) == {addr(1)} and set(screening.exposure.of("indirect").seen) == {addr(3)}
-    assert screening.watermarks == {2: 1_767_225_660_000}  # minute 1; partition 1 is no longer owned
     # The waiting deposit becomes an alert; an entry with nothing left in it is a tombstone.
     [alert] = screen(screening, [transfer(3, 0.5, SEED, addr(3))], partition=2)
     assert alert.retroactive
-    written = {key: value for _, key, value in store.encode() if not key.startswith(b"\x00")}
+    written = {key: value for _, key, value in store.encode()}
     assert written[entry_key("indirect", addr(3))] is not None  # now exposed itself
     store.apply([(2, key, value) for key, value in written.items()])
     screening.exposure.of("indirect").graph.exposed.pop(addr(3))
