@@ -46,8 +46,7 @@ class ExposureTableStore:
     def __init__(self, table: MutableMapping[bytes, bytes], screening: ExposureScreening) -> None:
         self.table = table
         self.screening = screening
-        #: Entries the decoded graphs hold (or a batch not yet durable wrote): key -> partition.
-        self._live: dict[bytes, int] = {}
+        #: Entries the decoded graphs hold (or a batch not yet durable wrote): (rule id, address) -> partition.
         self._by_entry: dict[tuple[str, str], int] = {}
         #: The decoded graphs are not (or no longer) the table's: decode before the next batch.
         self.stale = True
@@ -59,7 +58,6 @@ class ExposureTableStore:
         rules = screening.ruleset.exposure_rules
         configs = {rule.spec.id: rule.config for rule in rules}
         states = {rule.spec.id: store.of(rule.spec.id) for rule in rules}
-        self._live.clear()
         self._by_entry.clear()
         unreadable = 0
         for key, raw in self.table.items():
@@ -72,7 +70,6 @@ class ExposureTableStore:
                 unreadable += 1
                 log.error("exposure state entry %r cannot be read, left as it is: %s", key[:80], exc)
                 continue
-            self._live[key] = partition
             rule_id, _, address = key.partition(b"\x00")
             self._by_entry[(rule_id.decode(), address.decode())] = partition
         screening.exposure = store
@@ -92,11 +89,9 @@ class ExposureTableStore:
             key = entry_key(rule_id, address)
             value = encode_entry(store.of(rule_id), rule_id, address, partition)
             if value is None:
-                if self._live.pop(key, None) is None:
+                if self._by_entry.pop((rule_id, address), None) is None:
                     continue  # the usual transfer: nothing held of its receiver before or now
-                self._by_entry.pop((rule_id, address), None)
             else:
-                self._live[key] = partition
                 self._by_entry[(rule_id, address)] = partition
             changes.append((partition, key, value))
         screening.touched.clear()
