@@ -81,7 +81,8 @@ class EventError(ValueError):
         self.detail = detail
 
 
-def _decimal_string(value: Any, *, allow_zero: bool) -> Decimal:
+def decimal_string(value: Any, *, allow_zero: bool) -> Decimal:
+    """An exact amount from a plain decimal string; raises ``ValueError`` saying what is wrong."""
     if not isinstance(value, str):
         raise ValueError('must be a decimal string such as "12.5" (JSON numbers lose precision)')
     match = _DECIMAL.match(value)
@@ -98,14 +99,15 @@ def _decimal_string(value: Any, *, allow_zero: bool) -> Decimal:
 
 
 def _positive_amount(value: Any) -> Decimal:
-    return _decimal_string(value, allow_zero=False)
+    return decimal_string(value, allow_zero=False)
 
 
 def _usd_value(value: Any) -> Decimal:
-    return _decimal_string(value, allow_zero=True)
+    return decimal_string(value, allow_zero=True)
 
 
-def _utc_timestamp(value: Any) -> datetime:
+def utc_timestamp(value: Any) -> datetime:
+    """A UTC moment from an RFC 3339 string; raises ``ValueError`` saying what is wrong."""
     if not isinstance(value, str):
         raise ValueError('must be an RFC 3339 string such as "2026-11-27T06:05:00Z"')
     match = _RFC3339.match(value)
@@ -130,7 +132,8 @@ def _utc_timestamp(value: Any) -> datetime:
     return moment
 
 
-def _address(value: Any) -> str:
+def address_text(value: Any) -> str:
+    """An address as given (no spaces, 1 to 128 characters); raises ``ValueError`` otherwise."""
     if not isinstance(value, str):
         raise ValueError("must be a string")
     if not _ADDRESS.match(value):
@@ -140,8 +143,8 @@ def _address(value: Any) -> str:
 
 Amount = Annotated[Decimal, BeforeValidator(_positive_amount)]
 UsdValue = Annotated[Decimal, BeforeValidator(_usd_value)]
-Timestamp = Annotated[datetime, BeforeValidator(_utc_timestamp)]
-Address = Annotated[str, BeforeValidator(_address)]
+Timestamp = Annotated[datetime, BeforeValidator(utc_timestamp)]
+Address = Annotated[str, BeforeValidator(address_text)]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
 #: An amount that may be zero (a chain transfer of no value), exact as the others.
 NonNegativeAmount = Annotated[Decimal, BeforeValidator(_usd_value)]
@@ -229,7 +232,7 @@ def parse_event(raw: bytes | None, expected: EventType | None = None, now: datet
     than :data:`MAX_FUTURE` after it is refused (a clock or unit error upstream).
     """
     data = decode_checked(raw)
-    event = _validate(data, expected)
+    event = validate_event(data, expected)
     check_not_future(event.epoch_ms, data, now)
     return event
 
@@ -335,15 +338,11 @@ def _refuse_control_characters(data: Any) -> None:
 def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
     """Validate an already-decoded JSON object as an event (see :func:`parse_event`)."""
     _refuse_control_characters(data)
-    return _validate(data, expected)
+    return validate_event(data, expected)
 
 
 def validate_event(data: Any, expected: EventType | None) -> Event:
     """A decoded JSON value (see :func:`decode_checked`) as a deposit or withdrawal."""
-    return _validate(data, expected)
-
-
-def _validate(data: Any, expected: EventType | None) -> Event:
     if not isinstance(data, dict):
         raise EventError("invalid_json", f"value is a JSON {type(data).__name__}, expected an object")
     declared = data.get("type")

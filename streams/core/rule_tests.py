@@ -146,9 +146,7 @@ def run_case(ruleset: Ruleset, rule: RuleSpec, case: RuleTest) -> CaseResult:
 
 def _json(item: Event | Transfer) -> bytes:
     if isinstance(item, Transfer):
-        data = item.model_dump(mode="json", exclude_none=True)
-        data["timestamp"] = format_timestamp(item.timestamp)
-        return orjson.dumps(data)
+        return orjson.dumps(item.as_json_dict())
     return orjson.dumps(to_json_dict(item))
 
 
