@@ -94,6 +94,17 @@ class Ruleset:
                 alerts.extend(self._exposure_alerts(exposure_rule, event, exposure, now, observer, allowlist))
         return alerts
 
+    def evaluate_stateless(self, event: Event, now: Clock, allowlist: Allowlist | None = None) -> list[FreezeAlert]:
+        """The alerts of ``event``'s rules that look at no other event (no window, no sequence)."""
+        doc, journal, observer = AccountState(), Journal(), CountingObserver()
+        return [
+            self._alert(rule, finding, now())
+            for rule in self.rules_for(event.type)
+            if rule.window_ms == 0
+            for finding in rule.find(event, event.epoch_ms, doc, observer, journal)
+            if not self._excepted(rule, finding, observer, allowlist)
+        ]
+
     def check_exposure(
         self,
         event: Event,

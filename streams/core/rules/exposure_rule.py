@@ -70,7 +70,7 @@ class ExposureRule(CompiledRule):
     lookback_ms: int
 
     @property
-    def _window_ms(self) -> int:
+    def window_ms(self) -> int:
         return 0  # the account state holds nothing of this rule: its state is by address
 
     def find_exposed(self, event: Event, state: RuleExposureState) -> list[Finding]:

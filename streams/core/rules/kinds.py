@@ -97,10 +97,11 @@ class CompiledRule:
         document no different from an empty one: every window entry and pending step has
         fallen out, the suppression period is over, and no watermark makes it late.
         """
-        return self.late_tolerance_ms + max(self.suppress_ms or 0, self._window_ms)
+        return self.late_tolerance_ms + max(self.suppress_ms or 0, self.window_ms)
 
     @property
-    def _window_ms(self) -> int:
+    def window_ms(self) -> int:
+        """How far back this rule looks over an account's events (0: the event alone decides)."""
         return 0
 
     def find(
@@ -162,7 +163,7 @@ class CorrelationRule(CompiledRule):
     max_state: int
 
     @property
-    def _window_ms(self) -> int:
+    def window_ms(self) -> int:
         return self.timespan_ms
 
     def find(
@@ -241,7 +242,7 @@ class SequenceRule(CompiledRule):
     max_state: int
 
     @property
-    def _window_ms(self) -> int:
+    def window_ms(self) -> int:
         # Pending steps are kept up to the skew allowed between the two topics, too.
         return self.maxspan_ms + CROSS_TOPIC_SKEW_MS
 
