@@ -51,11 +51,13 @@ from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals,
 from streams.shell.memory import settle_long_lived
 from streams.shell.records import record_of
 from streams.shell.reload import RulesReloader
+from streams.shell.screening_api import own_url
+from streams.shell.screening_service import ScreeningService
 from streams.shell.security import faust_credentials
 from streams.shell.settings import Settings
 from streams.shell.sink import AlertSink
 from streams.shell.state_table import TableStore
-from streams.shell.topics import ensure_topic, exposure_topic_specs
+from streams.shell.topics import CHANGELOG_TOPIC_CONFIGS, ensure_topic, exposure_topic_specs
 from streams.shell.web import WebService
 
 log = logging.getLogger(__name__)
@@ -83,14 +85,6 @@ class _SinkService(mode.Service):
     async def on_stop(self) -> None:
         await self.sentinel.finish_in_flight()
         await self.sentinel.sink.stop()
-
-
-#: Compaction cleans closed segments only. With Kafka's default 1 GiB segments a busy
-#: changelog is never compacted, and a worker that restarts or takes a partition over
-#: reads every state write since the topic began: the fault soak measured 1.3 GB after
-#: six minutes at 1,250 events/s, and a restarted worker not ready after four minutes.
-#: Segments of 16 MiB (or ten minutes) keep what recovery reads near the live state.
-CHANGELOG_TOPIC_CONFIGS = {"segment.bytes": str(16 * 1024 * 1024), "segment.ms": str(10 * 60 * 1000)}
 
 
 class SentinelApp(BatchDeliveryApp):
@@ -121,6 +115,7 @@ class SentinelApp(BatchDeliveryApp):
             broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
             # A worker killed during a rebalance holds the group up for this long (Faust: 60 s).
             broker_rebalance_timeout=max(20.0, 2 * settings.session_timeout),
+            canonical_url=own_url(settings),  # what Faust's table router gives other workers (screening API)
         )
         self.settings = settings
         # Windows, sequences and suppression periods of stateful rules. In memory, rebuilt
@@ -178,6 +173,7 @@ class SentinelApp(BatchDeliveryApp):
         self._web_service = (
             WebService(settings.metrics_host, settings.metrics_port, self.readiness) if settings.metrics_port else None
         )
+        self._screening_api = ScreeningService(self, settings) if settings.screening_port else None
         self.timer(5.0, name="sentinel-gauges")(self._update_gauges)
         self._screened = self._last_screened = 0
         #: The latest event time screened per input partition (epoch ms): the clock that
@@ -199,7 +195,7 @@ class SentinelApp(BatchDeliveryApp):
 
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
         """Start the web server, the alert producer and the reloader before Faust's consumer."""
-        web = [self._web_service] if self._web_service is not None else []
+        web = [s for s in (self._web_service, self._screening_api) if s is not None]
         allowlist = [self._allowlist_feed] if self._allowlist_feed is not None else []
         return [*web, self._sink_service, self._reload_service, *allowlist, *super().on_init_dependencies()]
 
@@ -210,6 +206,7 @@ class SentinelApp(BatchDeliveryApp):
             "partitions_assigned": bool(self.consumer.assignment()),
             "recovery_complete": self.recovery_completed(),
             "not_rebalancing": not self.rebalancing,
+            **({"screening_api": self._screening_api.serving} if self._screening_api is not None else {}),
         }
 
     def on_rebalance_start(self) -> None:

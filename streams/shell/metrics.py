@@ -165,6 +165,27 @@ EXPOSURE_UNREADABLE = Counter(
     "sentinel_exposure_state_unreadable_total",
     "Exposure state entries this worker could not read back from the table (left as they are).",
 )
+SCREENING_DECISIONS = Counter(
+    "sentinel_screening_decisions_total",
+    "Screening API decisions made by this worker, by kind (withdrawal, address) and decision (block, hold, allow).",
+    ["kind", "decision"],
+)
+SCREENING_SECONDS = Histogram(
+    "sentinel_screening_seconds",
+    "Seconds from a screening request read to its answer, audit record acknowledged, by kind.",
+    ["kind"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SCREENING_REFUSED = Counter(
+    "sentinel_screening_refused_total",
+    "Screening requests answered without a decision, by HTTP status (400, 401, 403, 413, 429, 503).",
+    ["status"],
+)
+SCREENING_ROUTED = Counter(
+    "sentinel_screening_routed_total",
+    "Screening requests passed to the worker that holds the account or chain, by outcome (ok, failed).",
+    ["outcome"],
+)
 STATE_EXPIRED = Counter(
     "sentinel_state_expired_total",
     "Idle accounts whose rule state was deleted (a tombstone written to the changelog) by the state sweep.",
@@ -225,6 +246,10 @@ _BY_NAME = {
         STATE_EXPIRED,
         EXPOSED_ADDRESSES,
         EXPOSURE_UNREADABLE,
+        SCREENING_DECISIONS,
+        SCREENING_SECONDS,
+        SCREENING_REFUSED,
+        SCREENING_ROUTED,
     ]
 }
 

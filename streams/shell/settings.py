@@ -93,6 +93,29 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds to.")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
+    # Pre-withdrawal screening API (docs/screening.md): off unless a port and tokens are given.
+    screening_port: int = Field(0, ge=0, le=65535, description="Port of the screening API; 0 turns it off.")
+    screening_host: str = Field("127.0.0.1", description="Address the screening API binds to.")
+    screening_url: str | None = Field(
+        default=None, description="How other workers reach this one's screening API (default: scheme://host:port)."
+    )
+    screening_tokens: SecretStr | None = Field(
+        default=None, description="Callers and tokens, 'name:token[:scopes]' comma-separated; never logged."
+    )
+    screening_tokens_file: Path | None = Field(
+        default=None, description="A file of callers, one 'name token [scopes]' per line (a secret mount)."
+    )
+    screening_tls_certfile: Path | None = Field(default=None, description="Serve the API over TLS with this cert.")
+    screening_tls_keyfile: Path | None = None
+    screening_max_body: int = Field(16_384, ge=256, le=1_048_576, description="Largest request body, in bytes.")
+    screening_rate: float = Field(500.0, gt=0, description="Requests per second per caller (a token bucket).")
+    screening_fail_mode: Literal["closed", "open"] = Field(
+        "closed", description="Without the account's state: closed answers 503 and hold; open screens without it."
+    )
+    screening_decisions_topic: str = Field("screening-decisions", description="The audit topic of every decision.")
+    screening_route_timeout: float = Field(
+        2.0, gt=0, description="Seconds to wait for the worker a request is routed to."
+    )
     data_dir: str = Field(".local/worker", description="Faust's local data directory.")
     log_level: str = "info"
 
@@ -115,6 +138,16 @@ class Settings(BaseSettings):
                 raise ValueError("SASL needs SENTINEL_SASL_USERNAME")
             if self.sasl_password is None and self.sasl_password_file is None:
                 raise ValueError("SASL needs SENTINEL_SASL_PASSWORD or SENTINEL_SASL_PASSWORD_FILE")
+        return self
+
+    @model_validator(mode="after")
+    def _screening_secure(self) -> Settings:
+        if self.screening_port and self.screening_tokens is None and self.screening_tokens_file is None:
+            raise ValueError(
+                "the screening API needs callers: SENTINEL_SCREENING_TOKENS or SENTINEL_SCREENING_TOKENS_FILE"
+            )
+        if (self.screening_tls_certfile is None) != (self.screening_tls_keyfile is None):
+            raise ValueError("TLS for the screening API needs both SCREENING_TLS_CERTFILE and SCREENING_TLS_KEYFILE")
         return self
 
     def sasl_secret(self) -> str | None:

@@ -165,6 +165,10 @@ class AlertSink:
             letter.detail[:200],
         )
 
+    async def send_one(self, topic: str, key: bytes, value: bytes) -> None:
+        """Produce one record and return once it is acknowledged (retried as every output is)."""
+        await self._send(topic, key, value, [])
+
     async def write_changelog(self, changes: Sequence[Change]) -> None:
         """Write state changes to the state table's changelog; return once all are acknowledged."""
         if self.changelog_topic is None:

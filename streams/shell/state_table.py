@@ -87,6 +87,14 @@ class TableStore:
             doc = self._docs[account_id] = AccountState() if raw is None else decode_value(raw)
         return doc
 
+    def peek(self, account_id: str) -> AccountState | None:
+        """The current state of ``account_id`` (None: it has none), read without marking it changed."""
+        doc = self._docs.get(account_id)
+        if doc is not None:
+            return doc
+        raw = self.table.get(account_id.encode())
+        return None if raw is None else decode_value(raw)
+
     def encode(self) -> list[Change]:
         """The touched accounts' states, encoded as they are now, as changelog records.
 

@@ -162,7 +162,7 @@ async def test_the_state_changelog_has_small_segments(settings: Settings, worker
     """Compaction cleans closed segments only: the changelog must roll often (streams.shell.app)."""
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    from streams.shell.app import CHANGELOG_TOPIC_CONFIGS
+    from streams.shell.topics import CHANGELOG_TOPIC_CONFIGS
     from streams.shell.clients import started_admin
 
     topic = f"{settings.app_id}-rule-state-changelog"

@@ -1,0 +1,119 @@
+"""The screening API inside a worker: where its state, routing and audit come from, and its server.
+
+:class:`WorkerBackend` answers :class:`~streams.shell.screening_api.ScreeningBackend` from a
+running :class:`~streams.shell.app.SentinelApp`: the rules and allowlist in force, the
+account's state from the state table (read, copied, never written), the owner of an
+account or chain from Faust's table router, the audit record through the worker's
+producer. :class:`ScreeningService` serves the API for as long as the worker runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import mode
+from aiohttp import web
+
+from streams.core.allowlist import Allowlist
+from streams.core.decisions import state_copy
+from streams.core.events import wall_clock
+from streams.core.rules.engine import Ruleset
+from streams.core.rules.exposure_rule import ExposureStore
+from streams.core.rules.state import AccountState
+from streams.shell.screening_api import UnavailableError, build_screening_app, forward_with, own_url, server_ssl
+from streams.shell.screening_auth import Callers
+from streams.shell.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.shell.app import SentinelApp
+
+#: The worker's table names (see streams.shell.app and streams.shell.exposure_side).
+STATE_TABLE, EXPOSURE_TABLE = "rule-state", "exposure-state"
+
+
+class WorkerBackend:
+    """The screening API's view of one worker (see the module doc)."""
+
+    def __init__(self, app: SentinelApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        self.url = own_url(settings)
+
+    @property
+    def ruleset(self) -> Ruleset:
+        """The rules the worker screens the stream with now."""
+        return self.app.screening.ruleset
+
+    @property
+    def allowlist(self) -> Allowlist:
+        """The allowlist the worker applies now."""
+        return self.app.screening.allowlist
+
+    def _owner(self, table: str, key: bytes) -> str | None:
+        app = self.app
+        if app.rebalancing or not app.recovery_completed():
+            raise UnavailableError("the worker group is rebalancing or recovering its state")
+        try:
+            owner = str(app.router.key_store(table, key)).rstrip("/")
+        except KeyError:
+            raise UnavailableError("no worker holds this partition now") from None
+        return None if owner == self.url else owner
+
+    def owner_of_account(self, account_id: str) -> str | None:
+        """The URL of the worker that holds ``account_id``'s state; None for this one."""
+        return self._owner(STATE_TABLE, account_id.encode())
+
+    def account_state(self, account_id: str) -> AccountState:
+        """A copy of the account's state as the stream has left it (the batch in flight included)."""
+        found = self.app.state_store.peek(account_id)
+        return AccountState() if found is None else state_copy(found)
+
+    def owner_of_chain(self, chain: str) -> str | None:
+        """The URL of the worker that follows ``chain``'s transfers; None for this one (or if none is followed)."""
+        if self.app.exposure_side is None:
+            return None
+        return self._owner(EXPOSURE_TABLE, chain.encode())
+
+    def exposure(self) -> ExposureStore | None:
+        """This worker's exposure state."""
+        side = self.app.exposure_side
+        return None if side is None else side.screening.exposure
+
+    async def audit(self, key: bytes, value: bytes) -> None:
+        """Write one decision to the audit topic; raises if it is not acknowledged in time."""
+        topic = self.settings.screening_decisions_topic
+        await asyncio.wait_for(self.app.sink.send_one(topic, key, value), self.settings.screening_route_timeout)
+
+    async def forward(self, url: str, method: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """Pass a request to another worker with Faust's HTTP client session."""
+        return await forward_with(
+            self.app.http_client, self.settings.screening_route_timeout, url, method, body, headers
+        )
+
+
+class ScreeningService(mode.Service):
+    """Serves the screening API for as long as the worker runs."""
+
+    def __init__(self, app: SentinelApp, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backend = WorkerBackend(app, settings)
+        self.settings = settings
+        self.callers = Callers.from_settings(settings)  # a bad tokens file stops the worker at start
+        self._runner: web.AppRunner | None = None
+        self.serving = False
+
+    async def on_start(self) -> None:
+        """Bind the API's port (TLS if configured)."""
+        s = self.settings
+        api = build_screening_app(self.backend, self.callers, s, wall_clock, self_url=self.backend.url)
+        self._runner = web.AppRunner(api, access_log=None)  # no access log: it would hold callers' paths
+        await self._runner.setup()
+        await web.TCPSite(self._runner, s.screening_host, s.screening_port, ssl_context=server_ssl(s)).start()
+        self.serving = True
+        self.log.info("screening API on %s (fail mode: %s)", self.backend.url, s.screening_fail_mode)
+
+    async def on_stop(self) -> None:
+        """Stop answering."""
+        self.serving = False
+        if self._runner is not None:
+            await self._runner.cleanup()
