@@ -24,6 +24,7 @@ from streams.core.rules.state import AccountState
 from streams.shell.screening_api import UnavailableError, build_screening_app, forward_with, own_url, server_ssl
 from streams.shell.screening_auth import Callers
 from streams.shell.settings import Settings
+from streams.shell.topics import ensure_topic, screening_topic_spec
 
 if TYPE_CHECKING:
     from streams.shell.app import SentinelApp
@@ -105,6 +106,7 @@ class ScreeningService(mode.Service):
     async def on_start(self) -> None:
         """Bind the API's port (TLS if configured)."""
         s = self.settings
+        await ensure_topic(s, screening_topic_spec(s))  # the audit topic: no decision without it
         api = build_screening_app(self.backend, self.callers, s, wall_clock, self_url=self.backend.url)
         self._runner = web.AppRunner(api, access_log=None)  # no access log: it would hold callers' paths
         await self._runner.setup()

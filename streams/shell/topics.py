@@ -41,6 +41,11 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
 
 
+def screening_topic_spec(settings: Settings) -> NewTopic:
+    """The audit topic of the screening API's decisions (keyed by account or address)."""
+    return NewTopic(settings.screening_decisions_topic, settings.topic_partitions, settings.replication_factor)
+
+
 def exposure_topic_specs(settings: Settings) -> list[NewTopic]:
     """Chain transfers (keyed by chain) and the exposure checks passed to their partitions, if enabled.
 

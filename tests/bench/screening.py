@@ -1,0 +1,193 @@
+"""Screening API benchmark: an open-loop HTTP load against one worker, then two.
+
+    python -m tests.bench.screening [--rate R] [--seconds S] [--accounts N]
+
+Open loop: request *n* is due at ``start + n / rate`` and is sent then, whether or not
+earlier ones have been answered; its latency is counted from when it was due, not from
+when it could be sent, so a stalled server shows as latency (no coordinated omission).
+The client is one asyncio process with a connection pool, apart from the worker's.
+
+Three runs: address screens against one worker; withdrawal screens of accounts with
+state (a deposit each, consumed by the worker first) against one worker; the same
+against the first of two workers, where about half the accounts are held by the other
+and routed there. Every answer must be a 200 with the decision the rules give (a
+withdrawal to an OFAC address every tenth request is ``block``, the rest ``allow``);
+anything else counts as an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from streams.shell.settings import Settings
+from tests.bench.common import cpu_of
+from tests.chaos.cluster import Run
+from tests.factories import CLEAN_EVM, SDN_TRON, deposit, raw, withdrawal
+from tests.integration.helpers import WorkerProcess, free_port, produce, project_broker, start_worker
+
+TOKEN = "bench-token-0123456789abcdef"
+HEADER = (
+    "| run | requests | p50 ms | p99 ms | p99.9 ms | max ms | errors | worker CPU s |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+CLEAN_TRON = "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf"
+
+
+@dataclass
+class Load:
+    """One open-loop run's latencies (seconds, from each request's due time) and errors."""
+
+    name: str
+    latencies: list[float]
+    errors: int
+    cpu_s: float
+
+    def pct(self, q: float) -> float:
+        """The ``q`` quantile in milliseconds."""
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+    def row(self) -> str:
+        """A markdown table row."""
+        return (
+            f"| {self.name} | {len(self.latencies) + self.errors} | {self.pct(0.5):.1f} | {self.pct(0.99):.1f} | "
+            f"{self.pct(0.999):.1f} | {self.pct(1.0):.1f} | {self.errors} | {self.cpu_s:.1f} |"
+        )
+
+
+Request = tuple[str, str, bytes | None, str]  # method, path, body, the decision expected
+
+
+async def open_loop(base: str, requests: list[Request], rate: float) -> tuple[list[float], int]:
+    """Send ``requests`` at ``rate`` per second on schedule; latencies of the right answers, and errors."""
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
+
+        async def one(due: float, method: str, path: str, body: bytes | None, expected: str) -> None:
+            nonlocal errors
+            try:
+                async with session.request(method, base + path, data=body, headers=headers) as response:
+                    answer = await response.read()
+                    ok = response.status == 200 and orjson.loads(answer)["decision"] == expected
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - due)
+            else:
+                errors += 1
+
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter() + 0.5
+        tasks = []
+        for n, (method, path, body, expected) in enumerate(requests):
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(loop.create_task(one(due, method, path, body, expected)))
+        await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+def address_requests(count: int) -> list[Request]:
+    """Address screens: every tenth of a Lazarus Group address (block), the rest clean."""
+    lazarus = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
+    return [
+        ("GET", f"/v1/screen/address/ethereum/{lazarus if n % 10 == 0 else CLEAN_EVM}", None,
+         "block" if n % 10 == 0 else "allow")
+        for n in range(count)
+    ]  # fmt: skip
+
+
+def withdrawal_requests(count: int, accounts: int) -> list[Request]:
+    """Withdrawal screens of accounts with a deposit: small ones (allow), every tenth to OFAC (block)."""
+    out: list[Request] = []
+    for n in range(count):
+        event = withdrawal(
+            event_id=f"bench-w{n}", account_id=f"bench-{n % accounts}", chain="tron", usd_value="10.00",
+            timestamp="2026-11-27T06:30:00Z", to_address=SDN_TRON if n % 10 == 0 else CLEAN_TRON,
+        )  # fmt: skip
+        event.pop("type")
+        out.append(("POST", "/v1/screen/withdrawal", raw(event), "block" if n % 10 == 0 else "allow"))
+    return out
+
+
+def measure(name: str, base: str, requests: list[Request], rate: float, workers: list[WorkerProcess]) -> Load:
+    """One run, with the workers' CPU over it."""
+    cpu0 = sum(cpu_of(w.process.pid) for w in workers)
+    latencies, errors = asyncio.run(open_loop(base, requests, rate))
+    return Load(name, latencies, errors, sum(cpu_of(w.process.pid) for w in workers) - cpu0)
+
+
+def ready(settings: Settings) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/readyz", timeout=2) as r:
+            return bool(orjson.loads(r.read())["ready"])
+    except OSError:
+        return False
+
+
+def run(rate: float, seconds: float, accounts: int) -> list[Load]:
+    """The three runs (see the module doc), printed as they finish."""
+    count = int(rate * seconds)
+    loads: list[Load] = []
+    print(f"\n## Screening API, open loop at {rate:,.0f} requests/s for {seconds:.0f} s\n\n{HEADER}", flush=True)
+    with project_broker("kafka-bench") as (bootstrap, env), tempfile.TemporaryDirectory() as workdir:
+        base = Run(bootstrap, Path(workdir), env)
+        settings = base.settings.model_copy(
+            update={"screening_tokens": f"bench:{TOKEN}", "screening_rate": rate * 10, "screening_port": free_port()}
+        )
+        deposits = [
+            (settings.deposits_topic, f"bench-{a}".encode(),
+             raw(deposit(event_id=f"bench-d{a}", account_id=f"bench-{a}", from_addresses=[CLEAN_EVM])))
+            for a in range(accounts)
+        ]  # fmt: skip
+        asyncio.run(produce(bootstrap, deposits))
+        workers = [start_worker(settings.model_copy(update={"metrics_port": free_port()}), Path(workdir), "s1")]
+        first = f"http://127.0.0.1:{settings.screening_port}"
+        try:
+            while base.lag() != 0:
+                time.sleep(0.5)
+            for name, requests in (
+                ("address, 1 worker", address_requests(count)),
+                ("withdrawal with state, 1 worker", withdrawal_requests(count, accounts)),
+            ):
+                loads.append(measure(name, first, requests, rate, workers))
+                print(loads[-1].row(), flush=True)
+            other = settings.model_copy(update={"metrics_port": free_port(), "screening_port": free_port()})
+            workers.append(start_worker(other, Path(workdir), "s2"))
+            deadline = time.monotonic() + 90
+            while not ready(other) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(3)  # the first worker's revocation settles too
+            loads.append(
+                measure("withdrawal with state, 2 workers (~half routed)", first, withdrawal_requests(count, accounts),
+                        rate, workers)
+            )  # fmt: skip
+            print(loads[-1].row(), flush=True)
+        finally:
+            for worker in workers:
+                worker.stop()
+    return loads
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--accounts", type=int, default=2000)
+    args = parser.parse_args()
+    results = run(args.rate, args.seconds, args.accounts)
+    raise SystemExit(0 if all(load.errors == 0 for load in results) else 1)
