@@ -27,7 +27,7 @@ from typing import Any, Literal
 from streams.core.alerts import FreezeAlert
 from streams.core.allowlist import Allowlist
 from streams.core.chains import normalise_address
-from streams.core.events import Clock, Withdrawal, format_timestamp
+from streams.core.events import Clock, Withdrawal, event_from_dict, format_timestamp
 from streams.core.exposure import exposure_evidence
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.exposure_rule import ExposureRule, ExposureStore
@@ -117,6 +117,9 @@ def screen_address(
 ) -> ScreenResult:
     """Screen a bare address: its lists, the stateless withdrawal rules, and its exposure.
 
+    Raises :class:`~streams.core.events.EventError` if ``chain`` or ``address`` is not one
+    a withdrawal could name (the stream's checks).
+
     The rules see a probe withdrawal of the smallest amount to ``address`` from an account
     with no state (:data:`PROBE_ACCOUNT`), so only what the address alone decides fires
     (lists, address conditions); exposure is reported, and an exposure rule's verdict
@@ -129,17 +132,14 @@ def screen_address(
         for found in ruleset.lists.values()
         if (entry := found.entries.get(key)) is not None
     )
-    probe = Withdrawal.model_validate(
+    probe = event_from_dict(
         {
-            "event_id": f"address-screen:{chain}:{address}",
-            "account_id": PROBE_ACCOUNT,
-            "chain": chain,
-            "asset": "-",
-            "amount": _PROBE_AMOUNT,
-            "to_address": address,
+            "type": "withdrawal", "event_id": f"address-screen:{chain}:{address}", "account_id": PROBE_ACCOUNT,
+            "chain": chain, "asset": "-", "amount": _PROBE_AMOUNT, "to_address": address,
             "timestamp": format_timestamp(now),
-        }
-    )
+        },
+        "withdrawal",
+    )  # fmt: skip
     alerts = ruleset.evaluate_stateless(probe, lambda: now, allowlist)
     exposures = tuple(_exposures(ruleset, exposure, key)) if exposure is not None else ()
     verdict = verdict_of(alerts)

@@ -29,7 +29,6 @@ import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -37,6 +36,7 @@ import orjson
 from aiohttp import web
 
 from streams.core.allowlist import Allowlist
+from streams.core.chains import CHAINS
 from streams.core.decisions import ScreenResult, screen_address, screen_withdrawal
 from streams.core.events import Clock, EventError, Withdrawal, format_timestamp
 from streams.core.inputs import parse_input
@@ -178,10 +178,8 @@ def build_screening_app(
     async def address(request: web.Request) -> Any:
         started = time.perf_counter()
         chain, text = request.match_info["chain"], request.match_info["address"]
-        try:
-            parse_input(_address_probe(chain, text), "withdrawal", clock())
-        except EventError as exc:
-            return _refuse(400, exc.reason, exc.detail.replace("field 'to_address'", "the address"))
+        if chain not in CHAINS:  # before it is routed anywhere
+            return _refuse(400, "invalid_field", f"unknown chain {chain[:40]!r}; known: {', '.join(sorted(CHAINS))}")
         exposure: ExposureStore | None = None
         try:
             owner = backend.owner_of_chain(chain)
@@ -191,7 +189,10 @@ def build_screening_app(
         except UnavailableError as exc:
             if not fail_open:
                 return _refuse(503, "unavailable", str(exc), hold=True)
-        result = screen_address(backend.ruleset, chain, text, clock, exposure=exposure, allowlist=backend.allowlist)
+        try:
+            result = screen_address(backend.ruleset, chain, text, clock, exposure=exposure, allowlist=backend.allowlist)
+        except EventError as exc:
+            return _refuse(400, exc.reason, exc.detail.replace("field 'to_address'", "the address"))
         asked = {"chain": chain, "address": text}
         response = await answer("address", f"{chain}:{text}".encode(), request, asked, result)
         metrics.SCREENING_SECONDS.labels("address").observe(time.perf_counter() - started)
@@ -201,16 +202,6 @@ def build_screening_app(
     app.router.add_post("/v1/screen/withdrawal", withdrawal)
     app.router.add_get("/v1/screen/address/{chain}/{address}", address)
     return app
-
-
-def _address_probe(chain: str, address: str) -> bytes:
-    """A withdrawal to ``address``, to check chain and address as the stream checks them."""
-    return orjson.dumps(
-        {
-            "event_id": "probe", "account_id": "probe", "chain": chain, "asset": "-", "amount": "1",
-            "to_address": address, "timestamp": format_timestamp(datetime(2020, 1, 1, tzinfo=UTC)),
-        }
-    )  # fmt: skip
 
 
 def _refuse(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 #: The worker's table names (see streams.shell.app and streams.shell.exposure_side).
 STATE_TABLE, EXPOSURE_TABLE = "rule-state", "exposure-state"
+MAX_OWNERS_CACHED = 100_000
 
 
 class WorkerBackend:
@@ -39,6 +40,9 @@ class WorkerBackend:
     def __init__(self, app: SentinelApp, settings: Settings) -> None:
         self.app, self.settings = app, settings
         self.url = own_url(settings)
+        #: Owners found by the router (a murmur2 hash and a lookup each), for the current assignment.
+        self._owners: dict[tuple[str, bytes], str] = {}
+        self._generation = -1
 
     @property
     def ruleset(self) -> Ruleset:
@@ -54,10 +58,18 @@ class WorkerBackend:
         app = self.app
         if app.rebalancing or not app.recovery_completed():
             raise UnavailableError("the worker group is rebalancing or recovering its state")
-        try:
-            owner = str(app.router.key_store(table, key)).rstrip("/")
-        except KeyError:
-            raise UnavailableError("no worker holds this partition now") from None
+        if app.consumer_generation_id != self._generation:  # a new assignment: owners may have moved
+            self._owners.clear()
+            self._generation = app.consumer_generation_id
+        owner = self._owners.get((table, key))
+        if owner is None:
+            try:
+                owner = str(app.router.key_store(table, key)).rstrip("/")
+            except KeyError:
+                raise UnavailableError("no worker holds this partition now") from None
+            if len(self._owners) >= MAX_OWNERS_CACHED:
+                self._owners.clear()
+            self._owners[(table, key)] = owner
         return None if owner == self.url else owner
 
     def owner_of_account(self, account_id: str) -> str | None:
