@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 #: Set on a request one worker passes to another: it is screened there or refused, never passed on.
 ROUTED_HEADER = "X-Sentinel-Routed"
-_CALLER = web.RequestKey("caller", Caller)
+KINDS = ("withdrawal", "address")
 
 
 class UnavailableError(Exception):
@@ -90,36 +90,52 @@ class ScreeningBackend(Protocol):
 
 def build_screening_app(
     backend: ScreeningBackend, callers: Callers, settings: Settings, clock: Clock, *, self_url: str
-) -> web.Application:
-    """The aiohttp application of the API (no other route: account state and lists are readable nowhere else)."""
+) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The API's request handler, for aiohttp's low-level server (:class:`aiohttp.web.Server`).
+
+    Two routes and no more (account state and lists are readable nowhere else), so no
+    router or middleware: measured here, aiohttp's ``Application`` machinery costs a fifth
+    of a request's CPU (0.45 against 0.37 ms for a trivial handler at 1,000 requests/s).
+    """
     limiter = RateLimiter(settings.screening_rate)
+    # The metrics' children, bound once: a labels() lookup per request costs more than the screen's own counting.
+    decided = {(k, d): metrics.SCREENING_DECISIONS.labels(k, d) for k in KINDS for d in ("block", "hold", "allow")}
+    took = {kind: metrics.SCREENING_SECONDS.labels(kind) for kind in KINDS}
     fail_open = settings.screening_fail_mode == "open"
 
-    @web.middleware
-    async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        """Every request: the caller, its scope and rate, the body's size, then the route."""
         caller = callers.identify(request.headers.get("Authorization"))
         if caller is None:
             return _refuse(401, "unauthorized", "a valid bearer token is needed", {"WWW-Authenticate": "Bearer"})
-        scope = "withdrawal" if request.path.startswith("/v1/screen/withdrawal") else "address"
+        parts = request.path.split("/")  # ['', 'v1', 'screen', 'withdrawal'] or [..., 'address', chain, address]
+        if request.method == "POST" and parts == ["", "v1", "screen", "withdrawal"]:
+            scope = "withdrawal"
+        elif request.method == "GET" and len(parts) == 6 and parts[:4] == ["", "v1", "screen", "address"]:
+            scope = "address"
+        else:
+            return _refuse(404, "not_found", "the routes are POST /v1/screen/withdrawal and GET /v1/screen/address/...")
         if scope not in caller.scopes:
             return _refuse(403, "forbidden", f"caller {caller.name!r} may not screen {scope}es")
         wait = limiter.allow(caller.name)
         if wait:
             return _refuse(429, "rate_limited", "too many requests", {"Retry-After": str(max(1, round(wait)))})
-        if request.content_length is not None and request.content_length > settings.screening_max_body:
-            return _refuse(413, "too_large", f"the body is larger than {settings.screening_max_body} bytes")
-        request[_CALLER] = caller
-        try:
-            return await handler(request)
-        except web.HTTPRequestEntityTooLarge:
-            return _refuse(413, "too_large", f"the body is larger than {settings.screening_max_body} bytes")
+        limit = settings.screening_max_body
+        body = await request.content.read(limit + 1)  # at most one byte past the limit is ever held
+        if len(body) > limit or (request.content_length or 0) > limit:
+            return _refuse(413, "too_large", f"the body is larger than {limit} bytes")
+        if scope == "withdrawal":
+            return await withdrawal(request, caller, body)
+        return await address(request, caller, parts[4], parts[5])
 
-    async def answer(kind: str, key: bytes, request: web.Request, asked: dict[str, Any], result: ScreenResult) -> Any:
+    async def answer(
+        kind: str, key: bytes, request: web.BaseRequest, caller: Caller, asked: Any, result: ScreenResult
+    ) -> web.Response:
         record = {
             "schema_version": 1,
             "decision_id": uuid.uuid4().hex,
             "kind": kind,
-            "caller": request[_CALLER].name,
+            "caller": caller.name,
             "served_by": self_url,
             "routed": ROUTED_HEADER in request.headers,
             "request": asked,
@@ -135,10 +151,11 @@ def build_screening_app(
         except Exception as exc:  # no answer without its audit record
             log.error("the audit record of a %s screen could not be written: %r", kind, exc)
             return _refuse(503, "audit_unavailable", "the decision could not be recorded; try again", hold=True)
-        metrics.SCREENING_DECISIONS.labels(kind, result.decision).inc()
-        return web.json_response({"decision_id": record["decision_id"], **result.as_json()}, dumps=_dumps)
+        decided[kind, result.decision].inc()
+        body = orjson.dumps({"decision_id": record["decision_id"], **result.as_json()})
+        return web.Response(body=body, content_type="application/json")
 
-    async def routed(request: web.Request, owner: str, body: bytes) -> web.Response:
+    async def routed(request: web.BaseRequest, owner: str, body: bytes) -> web.Response:
         if ROUTED_HEADER in request.headers:
             raise UnavailableError("the worker this request was routed to no longer holds its state")
         headers = {"Authorization": request.headers["Authorization"], ROUTED_HEADER: self_url}
@@ -150,9 +167,8 @@ def build_screening_app(
         metrics.SCREENING_ROUTED.labels("ok").inc()
         return web.Response(body=payload, status=status, content_type="application/json")
 
-    async def withdrawal(request: web.Request) -> Any:
+    async def withdrawal(request: web.BaseRequest, caller: Caller, body: bytes) -> web.Response:
         started = time.perf_counter()
-        body = await request.read()
         try:
             event = parse_input(body, "withdrawal", clock())
         except EventError as exc:
@@ -171,13 +187,13 @@ def build_screening_app(
         result = screen_withdrawal(
             backend.ruleset, event, state, clock, allowlist=backend.allowlist, account_state=known
         )
-        response = await answer("withdrawal", event.account_id.encode(), request, orjson.loads(body), result)
-        metrics.SCREENING_SECONDS.labels("withdrawal").observe(time.perf_counter() - started)
+        # The body is valid JSON (it was just parsed): the audit record holds it as it came.
+        response = await answer("withdrawal", event.account_id.encode(), request, caller, orjson.Fragment(body), result)
+        took["withdrawal"].observe(time.perf_counter() - started)
         return response
 
-    async def address(request: web.Request) -> Any:
+    async def address(request: web.BaseRequest, caller: Caller, chain: str, text: str) -> web.Response:
         started = time.perf_counter()
-        chain, text = request.match_info["chain"], request.match_info["address"]
         if chain not in CHAINS:  # before it is routed anywhere
             return _refuse(400, "invalid_field", f"unknown chain {chain[:40]!r}; known: {', '.join(sorted(CHAINS))}")
         exposure: ExposureStore | None = None
@@ -194,14 +210,11 @@ def build_screening_app(
         except EventError as exc:
             return _refuse(400, exc.reason, exc.detail.replace("field 'to_address'", "the address"))
         asked = {"chain": chain, "address": text}
-        response = await answer("address", f"{chain}:{text}".encode(), request, asked, result)
-        metrics.SCREENING_SECONDS.labels("address").observe(time.perf_counter() - started)
+        response = await answer("address", f"{chain}:{text}".encode(), request, caller, asked, result)
+        took["address"].observe(time.perf_counter() - started)
         return response
 
-    app = web.Application(middlewares=[guard], client_max_size=settings.screening_max_body)
-    app.router.add_post("/v1/screen/withdrawal", withdrawal)
-    app.router.add_get("/v1/screen/address/{chain}/{address}", address)
-    return app
+    return handle
 
 
 def _refuse(
@@ -211,11 +224,7 @@ def _refuse(
     body: dict[str, Any] = {"error": error, "detail": detail}
     if hold:
         body["decision"] = "hold"
-    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
 def server_ssl(settings: Settings) -> ssl.SSLContext | None:

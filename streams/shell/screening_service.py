@@ -112,15 +112,15 @@ class ScreeningService(mode.Service):
         self.backend = WorkerBackend(app, settings)
         self.settings = settings
         self.callers = Callers.from_settings(settings)  # a bad tokens file stops the worker at start
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self.serving = False
 
     async def on_start(self) -> None:
         """Bind the API's port (TLS if configured)."""
         s = self.settings
         await ensure_topic(s, screening_topic_spec(s))  # the audit topic: no decision without it
-        api = build_screening_app(self.backend, self.callers, s, wall_clock, self_url=self.backend.url)
-        self._runner = web.AppRunner(api, access_log=None)  # no access log: it would hold callers' paths
+        handler = build_screening_app(self.backend, self.callers, s, wall_clock, self_url=self.backend.url)
+        self._runner = web.ServerRunner(web.Server(handler, access_log=None))  # no access log: paths hold addresses
         await self._runner.setup()
         await web.TCPSite(self._runner, s.screening_host, s.screening_port, ssl_context=server_ssl(s)).start()
         self.serving = True

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import RawTestServer, TestClient
 
 from streams.core.allowlist import Allowlist
 from streams.core.decisions import state_copy
@@ -86,8 +86,8 @@ def stand_in() -> StandIn:
 
 async def client_for(stand_in: StandIn, **changes: Any) -> TestClient[Any, Any]:
     s = settings(**changes)
-    app = build_screening_app(stand_in, Callers.from_settings(s), s, lambda: NOW, self_url=ME)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    handler = build_screening_app(stand_in, Callers.from_settings(s), s, lambda: NOW, self_url=ME)
+    client: TestClient[Any, Any] = TestClient(RawTestServer(handler))
     await client.start_server()
     return client
 
@@ -249,3 +249,18 @@ def test_tokens_are_required_and_checked() -> None:
         Callers.from_settings(settings(screening_tokens="payments:short"))
     with pytest.raises(ValueError, match="unknown scope"):
         Callers.from_settings(settings(screening_tokens=f"payments:{PAYMENTS}:everything"))
+
+
+async def test_only_the_two_routes_exist_and_only_for_callers(client: TestClient[Any, Any]) -> None:
+    assert (await client.get("/v1/tables/rule-state")).status == 401
+    assert (await client.get("/v1/tables/rule-state", headers=auth())).status == 404
+    assert (await client.get("/v1/screen/withdrawal", headers=auth())).status == 404
+
+
+async def test_a_streamed_body_over_the_limit_is_a_413_without_reading_it_all(client: TestClient[Any, Any]) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(100):
+            yield b" " * 1024
+
+    response = await client.post("/v1/screen/withdrawal", data=chunks(), headers=auth())
+    assert response.status == 413

@@ -1,0 +1,3 @@
+module deposit-sentinel/loadgen
+
+go 1.21
