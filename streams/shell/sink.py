@@ -165,9 +165,22 @@ class AlertSink:
             letter.detail[:200],
         )
 
-    async def send_one(self, topic: str, key: bytes, value: bytes) -> None:
-        """Produce one record and return once it is acknowledged (retried as every output is)."""
-        await self._send(topic, key, value, [])
+    async def send_keyed(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Produce ``(key, value)`` records (partitioned by key) and return once all are acknowledged.
+
+        They are handed to the producer without yielding in between, so they leave in one
+        request per partition; a record whose batch failed is retried as every output is.
+        """
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("AlertSink.send_keyed called before start")
+        futures = [await producer.send(topic, value=value, key=key) for key, value in records]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for (key, value), result in zip(records, results, strict=True):
+            if isinstance(result, KafkaError):
+                await self._send(topic, key, value, [])
+            elif isinstance(result, BaseException):
+                raise result
 
     async def write_changelog(self, changes: Sequence[Change]) -> None:
         """Write state changes to the state table's changelog; return once all are acknowledged."""

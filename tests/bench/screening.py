@@ -164,10 +164,12 @@ def run(rate: float, seconds: float, accounts: int) -> list[Load]:
             while not ready(other) and time.monotonic() < deadline:
                 time.sleep(0.5)
             time.sleep(3)  # the first worker's revocation settles too
-            loads.append(
-                measure("withdrawal with state, 2 workers (~half routed)", first, withdrawal_requests(count, accounts),
-                        rate, workers)
-            )  # fmt: skip
+            # As behind a load balancer: requests alternate between the two workers, and each
+            # worker passes on the ones for accounts the other holds (about half).
+            second = f"http://127.0.0.1:{other.screening_port}"
+            spread = [(m, f"{(first, second)[n % 2]}{p}", b, e) for n, (m, p, b, e) in
+                      enumerate(withdrawal_requests(count, accounts))]  # fmt: skip
+            loads.append(measure("withdrawal with state, 2 workers (~half routed)", "", spread, rate, workers))
             print(loads[-1].row(), flush=True)
         finally:
             for worker in workers:
