@@ -162,8 +162,8 @@ async def test_the_state_changelog_has_small_segments(settings: Settings, worker
     """Compaction cleans closed segments only: the changelog must roll often (streams.shell.app)."""
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    from streams.shell.topics import CHANGELOG_TOPIC_CONFIGS
     from streams.shell.clients import started_admin
+    from streams.shell.topics import CHANGELOG_TOPIC_CONFIGS
 
     topic = f"{settings.app_id}-rule-state-changelog"
     async with started_admin(settings) as admin:
