@@ -33,7 +33,7 @@ unit: install ## Only the tests that need no broker
 chaos: install ## Every fault-injection scenario (kill -9 x10, rebalance, broker outages, ...) on a real broker, as a table
 	$(BIN)/python -m tests.chaos.run
 
-bench: install ## Worker vs ideal aiokafka loop vs engine alone vs a Quix Streams app (row D), latency, 1 vs 2 workers, memory, backtest, exposure (transfers/s in one process and on a worker, bytes per exposed address), soak (1M events, ~25 min + soak)
+bench: install ## Worker vs ideal aiokafka loop vs engine alone vs a Quix Streams app (row D), latency, 1 vs 2 workers, memory, backtest, exposure (transfers/s in one process and on a worker, bytes per exposed address), screening API (open-loop HTTP, needs go), soak (1M events, ~25 min + soak)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m tests.bench.run $(if $(EVENTS),--events $(EVENTS),) $(if $(SOAK_EVENTS),--soak-events $(SOAK_EVENTS),) $(if $(SOAK_ACCOUNTS),--soak-accounts $(SOAK_ACCOUNTS),)
 

@@ -115,7 +115,8 @@ class SentinelApp(BatchDeliveryApp):
             broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
             # A worker killed during a rebalance holds the group up for this long (Faust: 60 s).
             broker_rebalance_timeout=max(20.0, 2 * settings.session_timeout),
-            canonical_url=own_url(settings),  # what Faust's table router gives other workers (screening API)
+            # What Faust's table router gives the other workers: the screening API's address.
+            canonical_url=own_url(settings) if settings.screening_port else None,
         )
         self.settings = settings
         # Windows, sequences and suppression periods of stateful rules. In memory, rebuilt

@@ -102,6 +102,8 @@ def build_screening_app(
     # The metrics' children, bound once: a labels() lookup per request costs more than the screen's own counting.
     decided = {(k, d): metrics.SCREENING_DECISIONS.labels(k, d) for k in KINDS for d in ("block", "hold", "allow")}
     took = {kind: metrics.SCREENING_SECONDS.labels(kind) for kind in KINDS}
+    for outcome in ("ok", "failed"):  # known label values start at 0 (a dashboard shows 0, not "no data")
+        metrics.SCREENING_ROUTED.labels(outcome)
     fail_open = settings.screening_fail_mode == "open"
     # Decision ids: random per worker process, then counted (a uuid4 per request reads
     # /dev/urandom each time, a measurable share of a request here).

@@ -1,7 +1,8 @@
 """``make bench``: the worker (A) side by side with the ideal aiokafka loop (B) and the engine
 alone (C) on the same broker and input, plus latency under load, scale-out, memory,
-backtest speed and chain transfers through the exposure rules, in one process and on a worker
-(tests/bench/exposure.py).
+backtest speed, chain transfers through the exposure rules, in one process and on a worker
+(tests/bench/exposure.py), and the screening API under an open-loop HTTP load
+(tests/bench/screening.py; needs ``go`` to build its load generator).
 Not part of ``make test``.
 
     python -m tests.bench.run [--events N] [--latency-seconds S] [--list-addresses N] [--transfers N]
@@ -35,7 +36,7 @@ from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
 from streams.shell import clients
 from streams.shell.memory import settle_long_lived
-from tests.bench import exposure, latency, peer, soak
+from tests.bench import exposure, latency, peer, screening, soak
 from tests.bench.common import HEADER, Result, cpu_of, fresh_group, rss_mb
 from tests.chaos.cluster import Run
 from tests.data import REPO
@@ -166,6 +167,8 @@ def main() -> int:
     parser.add_argument("--soak-accounts", type=int, default=1_000_000)
     parser.add_argument("--transfers", type=int, default=300_000)
     parser.add_argument("--transfer-addresses", type=int, default=100_000)
+    parser.add_argument("--screening-rate", type=float, default=1000.0)
+    parser.add_argument("--screening-seconds", type=float, default=60.0)
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     work = OUT / "work"
@@ -249,6 +252,7 @@ def main() -> int:
     )  # type: ignore[index]
     print(f"- generated list: {memory['list']}")
     exposed = exposure.report(args.transfers, args.transfer_addresses)
+    screened = screening.run(args.screening_rate, args.screening_seconds, 2000)
     with tempfile.TemporaryDirectory() as workdir:
         soaked = soak.soak(args.soak_events, args.soak_accounts, 3.0, Path(workdir))
     soak.report(soaked, args.soak_accounts, 3.0)
@@ -264,12 +268,17 @@ def main() -> int:
                 "soak": [asdict(r) | {"growth": r.growth} for r in soaked],
                 "exposure": exposed,
                 "exposure_worker": exposure_worker,
+                "screening": [
+                    asdict(load) | {"p50_ms": load.pct(0.5), "p99_ms": load.pct(0.99), "p999_ms": load.pct(0.999)}
+                    for load in screened
+                ],
             },
             option=orjson.OPT_INDENT_2,
         )
     )
     ok = all(r.matches_oracle for r in results + soaked) and all(level.matches_oracle for level in latencies)
     ok = ok and bool(exposed["matches_oracle"]) and bool(exposure_worker["matches_oracle"])
+    ok = ok and all(load.errors == 0 for load in screened)
     return 0 if ok else 1
 
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from streams.shell import metrics
+from streams.shell.settings import Settings
 from tests.factories import RONIN_EXPLOITER, deposit, raw
 from tests.integration.helpers import (
     REPO,
@@ -71,7 +73,14 @@ def test_dashboard_queries_use_only_catalogued_metrics() -> None:
 
 @pytest.fixture
 def scraped_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[str, WorkerProcess, str]]:
-    settings = isolated_settings(kafka_bootstrap, uuid.uuid4().hex[:8])
+    suffix = uuid.uuid4().hex[:8]
+    settings = isolated_settings(
+        kafka_bootstrap,
+        suffix,
+        screening_port=free_port(),
+        screening_tokens=f"dashboard:{SCREENING_TOKEN}",
+        screening_decisions_topic=f"screening-decisions-{suffix}",
+    )
     asyncio.run(prepare_topics(settings))
     worker = start_worker(settings, tmp_path)
     port = free_port()
@@ -93,11 +102,25 @@ def scraped_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[str, 
         stderr=(tmp_path / "prometheus.log").open("wb"),
     )
     try:
-        yield f"http://127.0.0.1:{port}", worker, settings.deposits_topic
+        yield f"http://127.0.0.1:{port}", worker, settings
     finally:
         prometheus.send_signal(signal.SIGTERM)
         prometheus.wait(30)
         assert worker.stop() == 0, worker.log()[-3000:]
+
+
+SCREENING_TOKEN = "dashboard-token-0123456789"
+
+
+def screen_once(settings: Settings) -> None:
+    """One allowed address screen and one refused request, for the screening row."""
+    api = f"http://127.0.0.1:{settings.screening_port}/v1/screen/address/ethereum/{RONIN_EXPLOITER}"
+    for token in (SCREENING_TOKEN, "wrong-token-000000000000"):
+        request = urllib.request.Request(api, headers={"Authorization": f"Bearer {token}"})
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 401
 
 
 def query(base: str, expr: str) -> list[dict]:  # type: ignore[type-arg]
@@ -122,9 +145,10 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:  # type: ignore
 
 @pytest.mark.kafka
 def test_real_prometheus_scrapes_a_worker_and_every_panel_has_data(
-    scraped_worker: tuple[str, WorkerProcess, str], kafka_bootstrap: str
+    scraped_worker: tuple[str, WorkerProcess, Settings], kafka_bootstrap: str
 ) -> None:
-    base, worker, deposits = scraped_worker
+    base, worker, settings = scraped_worker
+    deposits = settings.deposits_topic
     wait_for(lambda: [r for r in query(base, 'up{job="deposit-sentinel"}') if r["value"][1] == "1"], "a scrape")
     # Traffic that moves every panel: alerts, a dead letter, clean events, and a reload (SIGHUP).
     records = [(deposits, b"acct-1", raw(deposit(event_id=f"clean-{i}", from_addresses=[f"s{i}"]))) for i in range(5)]
@@ -134,6 +158,7 @@ def test_real_prometheus_scrapes_a_worker_and_every_panel_has_data(
     records.append((deposits, b"acct-3", b"{broken"))
     asyncio.run(produce(kafka_bootstrap, records))
     worker.process.send_signal(signal.SIGHUP)
+    screen_once(settings)
     wait_for(
         lambda: (
             query(base, "sum(sentinel_events_consumed_total)")
