@@ -20,7 +20,7 @@ Pure Python, no Kafka.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -73,7 +73,6 @@ class ScreenResult:
     #: For an address screen: the lists holding it and its exposure, per rule.
     listed: tuple[dict[str, Any], ...] = ()
     exposure: tuple[dict[str, Any], ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
         """The response body (findings as the alerts would be written to the topic)."""
@@ -86,8 +85,6 @@ class ScreenResult:
         }
         if self.listed or self.exposure:
             body["listed"], body["exposure"] = list(self.listed), list(self.exposure)
-        if self.notes:
-            body["notes"] = list(self.notes)
         return body
 
 
@@ -126,12 +123,6 @@ def screen_address(
     applies when its share threshold is met.
     """
     now = clock()
-    key = normalise_address(address)
-    listed = tuple(
-        {"list": found.info.as_evidence(), "entry": entry.as_evidence()}
-        for found in ruleset.lists.values()
-        if (entry := found.entries.get(key)) is not None
-    )
     probe = event_from_dict(
         {
             "type": "withdrawal", "event_id": f"address-screen:{chain}:{address}", "account_id": PROBE_ACCOUNT,
@@ -140,6 +131,12 @@ def screen_address(
         },
         "withdrawal",
     )  # fmt: skip
+    key = normalise_address(address)
+    listed = tuple(
+        {"list": found.info.as_evidence(), "entry": entry.as_evidence()}
+        for found in ruleset.lists.values()
+        if (entry := found.entries.get(key)) is not None
+    )
     alerts = ruleset.evaluate_stateless(probe, lambda: now, allowlist)
     exposures = tuple(_exposures(ruleset, exposure, key)) if exposure is not None else ()
     verdict = verdict_of(alerts)

@@ -166,7 +166,7 @@ def build_screening_app(
             raise UnavailableError("the worker this request was routed to no longer holds its state")
         headers = {"Authorization": request.headers["Authorization"], ROUTED_HEADER: self_url}
         try:
-            status, payload = await backend.forward(owner + request.path_qs, request.method, body, headers)
+            status, payload = await backend.forward(owner + request.raw_path, request.method, body, headers)
         except Exception as exc:
             metrics.SCREENING_ROUTED.labels("failed").inc()
             raise UnavailableError(f"the worker holding the state did not answer ({type(exc).__name__})") from None
