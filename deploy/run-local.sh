@@ -39,6 +39,14 @@ fi
 export KAFKA_BOOTSTRAP_SERVERS
 echo "broker: $KAFKA_BOOTSTRAP_SERVERS"
 
+# The pre-withdrawal screening API (docs/screening.md), with a token made for this machine.
+if [[ -z ${SENTINEL_SCREENING_PORT:-} ]]; then
+  export SENTINEL_SCREENING_PORT=9200
+  token_file=.local/screening-token
+  [[ -s $token_file ]] || (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file")
+  export SENTINEL_SCREENING_TOKENS="demo:$(cat "$token_file")"
+fi
+
 "$bin/sentinel" topics create
 
 echo "starting the worker (log: $worker_log, metrics: http://${SENTINEL_METRICS_HOST:-127.0.0.1}:${SENTINEL_METRICS_PORT:-9108}/metrics) ..."
@@ -67,4 +75,8 @@ until grep -q "^FREEZE" "$watch_out"; do sleep 0.1; done
 awk -v t0="$t0" -v t1="$(date +%s.%N)" \
   'BEGIN { printf "\nfirst freeze alert %.1f s after start. Alerts keep appearing above as events arrive;\n", t1 - t0 }'
 echo "produce more with: .venv/bin/sentinel feed FILE.jsonl   (Ctrl-C stops everything)"
+if [[ ${SENTINEL_SCREENING_PORT:-0} != 0 && -n ${token_file:-} ]]; then
+  echo "screen before a withdrawal leaves (docs/screening.md):"
+  echo "  curl -s -H \"Authorization: Bearer \$(cat $token_file)\" http://127.0.0.1:$SENTINEL_SCREENING_PORT/v1/screen/address/ethereum/0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
+fi
 wait "$watch_pid"

@@ -36,8 +36,8 @@ from streams.core.rules.state import AccountState, Journal
 from streams.core.rules.state_format import VERSION, from_json, to_json
 
 Verdict = Literal["block", "hold", "allow"]
-#: The smallest amount an event may carry: a probe withdrawal that no amount rule can trip.
-_PROBE_AMOUNT = "0.000000000000000001"
+#: A probe withdrawal's amount: too small for any amount rule to trip, and readable in a summary.
+_PROBE_AMOUNT = "0.000001"
 #: The account a probe withdrawal names (never a real account: it has a space).
 PROBE_ACCOUNT = "(address screen)"
 
@@ -126,7 +126,7 @@ def screen_address(
     probe = event_from_dict(
         {
             "type": "withdrawal", "event_id": f"address-screen:{chain}:{address}", "account_id": PROBE_ACCOUNT,
-            "chain": chain, "asset": "-", "amount": _PROBE_AMOUNT, "to_address": address,
+            "chain": chain, "asset": "ANY", "amount": _PROBE_AMOUNT, "to_address": address,
             "timestamp": format_timestamp(now),
         },
         "withdrawal",
