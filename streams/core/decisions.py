@@ -73,6 +73,9 @@ class ScreenResult:
     #: For an address screen: the lists holding it and its exposure, per rule.
     listed: tuple[dict[str, Any], ...] = ()
     exposure: tuple[dict[str, Any], ...] = ()
+    #: For an address screen: ``current``, ``unavailable`` (fail open: the chain's worker
+    #: could not be asked) or ``not followed`` (no chain-transfer feed).
+    exposure_state: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The response body (findings as the alerts would be written to the topic)."""
@@ -83,8 +86,9 @@ class ScreenResult:
             "screened_at": format_timestamp(self.screened_at),
             "account_state": self.account_state,
         }
-        if self.listed or self.exposure:
+        if self.exposure_state is not None:
             body["listed"], body["exposure"] = list(self.listed), list(self.exposure)
+            body["exposure_state"] = self.exposure_state
         return body
 
 
@@ -111,8 +115,12 @@ def screen_address(
     *,
     exposure: ExposureStore | None = None,
     allowlist: Allowlist | None = None,
+    exposure_state: str | None = None,
 ) -> ScreenResult:
     """Screen a bare address: its lists, the stateless withdrawal rules, and its exposure.
+
+    ``exposure_state`` says why ``exposure`` is missing, if it is (default: ``current``
+    with a store, ``not followed`` without).
 
     Raises :class:`~streams.core.events.EventError` if ``chain`` or ``address`` is not one
     a withdrawal could name (the stream's checks).
@@ -151,6 +159,7 @@ def screen_address(
         "none",
         listed,
         tuple({"rule_id": rule.spec.id, "meets_min_share": met, **ev} for rule, met, ev in exposures),
+        exposure_state or ("current" if exposure is not None else "not followed"),
     )
 
 

@@ -203,6 +203,7 @@ def build_screening_app(
         if chain not in CHAINS:  # before it is routed anywhere
             return _refuse(400, "invalid_field", f"unknown chain {chain[:40]!r}; known: {', '.join(sorted(CHAINS))}")
         exposure: ExposureStore | None = None
+        missing: str | None = None
         try:
             owner = backend.owner_of_chain(chain)
             if owner is not None:
@@ -211,8 +212,17 @@ def build_screening_app(
         except UnavailableError as exc:
             if not fail_open:
                 return _refuse(503, "unavailable", str(exc), hold=True)
+            missing = "unavailable"
         try:
-            result = screen_address(backend.ruleset, chain, text, clock, exposure=exposure, allowlist=backend.allowlist)
+            result = screen_address(
+                backend.ruleset,
+                chain,
+                text,
+                clock,
+                exposure=exposure,
+                allowlist=backend.allowlist,
+                exposure_state=missing,
+            )
         except EventError as exc:
             return _refuse(400, exc.reason, exc.detail.replace("field 'to_address'", "the address"))
         asked = {"chain": chain, "address": text}

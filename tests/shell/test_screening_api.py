@@ -59,6 +59,8 @@ class StandIn:
         return state_copy(self.screening.state.account(account_id, 0))
 
     def owner_of_chain(self, chain: str) -> str | None:
+        if self.unavailable:
+            raise UnavailableError("rebalancing")
         return None
 
     def exposure(self) -> ExposureStore | None:
@@ -221,6 +223,8 @@ async def test_fail_closed_holds_and_fail_open_screens_without_the_account(stand
             await opened.post("/v1/screen/withdrawal", data=body(to_address=SDN_TRON), headers=auth())
         ).json()
         assert (answer["decision"], answer["account_state"]) == ("block", "unavailable")
+        address = await opened.get(f"/v1/screen/address/ethereum/{CLEAN_EVM}", headers=auth())
+        assert (await address.json())["exposure_state"] == "unavailable", "screened without exposure, and says so"
     finally:
         await closed.close()
         await opened.close()
@@ -237,7 +241,7 @@ async def test_an_address_screen(client: TestClient[Any, Any]) -> None:
     listed = await (await client.get(f"/v1/screen/address/ethereum/{RONIN_EXPLOITER}", headers=auth())).json()
     assert listed["decision"] == "block" and listed["listed"][0]["list"]["id"] == "ofac_sdn"
     clean = await (await client.get(f"/v1/screen/address/ethereum/{CLEAN_EVM}", headers=auth())).json()
-    assert clean["decision"] == "allow"
+    assert (clean["decision"], clean["listed"], clean["exposure_state"]) == ("allow", [], "current")
     bad = await client.get("/v1/screen/address/dogechain/abc", headers=auth())
     assert bad.status == 400 and "unknown chain" in (await bad.json())["detail"]
 
