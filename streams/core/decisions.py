@@ -95,15 +95,15 @@ class ScreenResult:
 def screen_withdrawal(
     ruleset: Ruleset,
     withdrawal: Withdrawal,
-    state_copy: AccountState,
+    state: AccountState,
     clock: Clock,
     *,
     allowlist: Allowlist | None = None,
     exposure: ExposureStore | None = None,
     account_state: str = "current",
 ) -> ScreenResult:
-    """Screen ``withdrawal`` as the stream would, against ``state_copy`` (a copy: it is changed)."""
-    alerts = ruleset.evaluate_event(withdrawal, state_copy, clock, CountingObserver(), Journal(), allowlist, exposure)
+    """Screen ``withdrawal`` as the stream would, against ``state``: a copy (:func:`state_copy`), as it is changed."""
+    alerts = ruleset.evaluate_event(withdrawal, state, clock, CountingObserver(), Journal(), allowlist, exposure)
     return ScreenResult(verdict_of(alerts), tuple(alerts), ruleset.version, clock(), account_state)
 
 
@@ -125,7 +125,7 @@ def screen_address(
     Raises :class:`~streams.core.events.EventError` if ``chain`` or ``address`` is not one
     a withdrawal could name (the stream's checks).
 
-    The rules see a probe withdrawal of the smallest amount to ``address`` from an account
+    The rules see a probe withdrawal of a tiny amount (0.000001) to ``address`` from an account
     with no state (:data:`PROBE_ACCOUNT`), so only what the address alone decides fires
     (lists, address conditions); exposure is reported, and an exposure rule's verdict
     applies when its share threshold is met.

@@ -40,6 +40,7 @@ EVENT_TYPES: tuple[EventType, ...] = ("deposit", "withdrawal")
 MAX_INTEGER_DIGITS = 24
 MAX_FRACTION_DIGITS = 18
 MAX_ADDRESS_LENGTH = 128
+MAX_TEXT_LENGTH = 256
 MAX_ADDRESSES = 1000
 #: A ledger event is a few hundred bytes; anything far larger is not one (and would slow
 #: every worker that parses it).
@@ -145,7 +146,7 @@ Amount = Annotated[Decimal, BeforeValidator(_positive_amount)]
 UsdValue = Annotated[Decimal, BeforeValidator(_usd_value)]
 Timestamp = Annotated[datetime, BeforeValidator(utc_timestamp)]
 Address = Annotated[str, BeforeValidator(address_text)]
-NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+NonEmpty = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
 #: An amount that may be zero (a chain transfer of no value), exact as the others.
 NonNegativeAmount = Annotated[Decimal, BeforeValidator(_usd_value)]
 

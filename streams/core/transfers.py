@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from streams.core.chains import CHAINS, check_chain, normalise_address
 from streams.core.errors import first_problem
 from streams.core.events import (
+    MAX_TEXT_LENGTH,
     Address,
     Event,
     EventError,
@@ -42,8 +43,6 @@ from streams.core.events import (
 )
 
 InputType = Literal["deposit", "withdrawal", "transfer"]
-#: The longest text field (``NonEmpty``'s bound).
-_MAX_TEXT = 256
 
 
 @dataclass(slots=True)
@@ -158,9 +157,9 @@ def _checked(data: dict[str, Any]) -> Transfer | None:
     log_index, token_contract = get("log_index"), get("token_contract")
     usd_value, block = get("usd_value"), get("block")
     if not (
-        type(event_id) is str and 0 < len(event_id) <= _MAX_TEXT
-        and type(tx_hash) is str and 0 < len(tx_hash) <= _MAX_TEXT
-        and type(asset) is str and 0 < len(asset) <= _MAX_TEXT
+        type(event_id) is str and 0 < len(event_id) <= MAX_TEXT_LENGTH
+        and type(tx_hash) is str and 0 < len(tx_hash) <= MAX_TEXT_LENGTH
+        and type(asset) is str and 0 < len(asset) <= MAX_TEXT_LENGTH
         and type(chain) is str and chain in CHAINS
         and type(from_address) is str and type(to_address) is str
         and (token_contract is None or type(token_contract) is str)

@@ -48,14 +48,12 @@ class Callers:
         if settings.screening_tokens is not None:
             for n, item in enumerate(settings.screening_tokens.get_secret_value().split(","), 1):
                 if item.strip():
-                    entries.append(_entry(item.strip().split(":"), f"SENTINEL_SCREENING_TOKENS item {n}"))
+                    entries.append(_entry(item.strip().split(":"), "+", f"SENTINEL_SCREENING_TOKENS item {n}"))
         if settings.screening_tokens_file is not None:
             text = Path(settings.screening_tokens_file).read_text(encoding="utf-8")
             for n, line in enumerate(text.splitlines(), 1):
                 if line.strip() and not line.lstrip().startswith("#"):
-                    where = f"{settings.screening_tokens_file} line {n}"
-                    parts = line.split()
-                    entries.append(_entry([*parts[:2], "+".join(parts[2].split(",")) if len(parts) > 2 else ""], where))
+                    entries.append(_entry(line.split(), ",", f"{settings.screening_tokens_file} line {n}"))
         return cls(entries)
 
     def identify(self, authorization: str | None) -> Caller | None:
@@ -74,10 +72,11 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _entry(parts: list[str], where: str) -> tuple[str, str, frozenset[str]]:
+def _entry(parts: list[str], scope_separator: str, where: str) -> tuple[str, str, frozenset[str]]:
+    """A caller from its name, token and optional scopes (``scope_separator`` between scopes)."""
     if len(parts) < 2 or not parts[0] or len(parts[1]) < 16:
         raise ValueError(f"{where}: expected a caller name and a token of at least 16 characters")
-    scopes = frozenset(s for s in (parts[2] if len(parts) > 2 else "").split("+") if s) or SCOPES
+    scopes = frozenset(s for s in (parts[2] if len(parts) > 2 else "").split(scope_separator) if s) or SCOPES
     if not scopes <= SCOPES:
         raise ValueError(f"{where}: unknown scope(s) {sorted(scopes - SCOPES)}; known: {sorted(SCOPES)}")
     return parts[0], parts[1], scopes

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     )
     screening_decisions_topic: str = Field("screening-decisions", description="The audit topic of every decision.")
     screening_route_timeout: float = Field(
-        2.0, gt=0, description="Seconds to wait for the worker a request is routed to."
+        2.0, gt=0, description="Seconds to wait for a routed request, or for an audit record's acknowledgement."
     )
     data_dir: str = Field(".local/worker", description="Faust's local data directory.")
     log_level: str = "info"

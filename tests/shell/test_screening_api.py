@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from streams.core.rules.loader import load_ruleset
 from streams.core.rules.state import AccountState
 from streams.core.screening import Record, Screening
 from streams.shell.screening_api import ROUTED_HEADER, UnavailableError, build_screening_app
-from streams.shell.screening_auth import Callers
+from streams.shell.screening_auth import Caller, Callers
 from streams.shell.settings import Settings
 from tests.data import REPO
 from tests.factories import CLEAN_EVM, RONIN_EXPLOITER, SDN_TRON, deposit, raw, withdrawal
@@ -268,3 +269,11 @@ async def test_a_streamed_body_over_the_limit_is_a_413_without_reading_it_all(cl
 
     response = await client.post("/v1/screen/withdrawal", data=chunks(), headers=auth())
     assert response.status == 413
+
+
+def test_a_tokens_file_names_callers_and_their_scopes(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# name token scopes\npayments {PAYMENTS} withdrawal,address\nops {ADDRESSES_ONLY} address\n")
+    callers = Callers.from_settings(Settings(screening_port=1, screening_tokens_file=tokens))
+    assert callers.identify(f"Bearer {PAYMENTS}") == Caller("payments", frozenset({"withdrawal", "address"}))
+    assert callers.identify(f"Bearer {ADDRESSES_ONLY}") == Caller("ops", frozenset({"address"}))
