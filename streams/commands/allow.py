@@ -20,7 +20,7 @@ import orjson
 
 from streams.commands.common import ruleset as load_rules
 from streams.commands.common import settings as settings_from_env
-from streams.core.allowlist import Allowlist, AllowlistChange, describe
+from streams.core.allowlist import Allowlist, AllowlistChange, describe, scope_problem
 from streams.core.events import format_timestamp, parse_moment
 from streams.core.rules.durations import parse_duration_ms
 from streams.core.rules.engine import Ruleset
@@ -92,25 +92,9 @@ def parse_until(text: str, now: datetime) -> datetime:
 
 def check_scope(ruleset: Ruleset, rule_id: str | None, typology: str | None) -> None:
     """Refuse an entry for an unknown rule or typology, or one that would touch a non-overridable rule."""
-    rules = [r.spec for r in ruleset.rules]
-    if rule_id is not None:
-        found = [spec for spec in rules if spec.id == rule_id]
-        if not found:
-            raise SystemExit(f"sentinel: no rule {rule_id!r} in the rules ({', '.join(sorted(s.id for s in rules))})")
-        if not found[0].overridable:
-            raise SystemExit(
-                f"sentinel: rule {rule_id} is not overridable (overridable: false): its findings cannot be allowlisted"
-            )
-        return
-    touched = [spec for spec in rules if spec.typology == typology]
-    if not touched:
-        raise SystemExit(f"sentinel: no rule of typology {typology!r} in the rules")
-    fixed = [spec.id for spec in touched if not spec.overridable]
-    if fixed:
-        raise SystemExit(
-            f"sentinel: typology {typology} includes rules that are not overridable ({', '.join(fixed)});"
-            " allowlist the other rules one by one"
-        )
+    problem = scope_problem((r.spec for r in ruleset.rules), rule_id, typology)
+    if problem is not None:
+        raise SystemExit(f"sentinel: {problem}")
 
 
 def cmd_allow_add(args: argparse.Namespace) -> int:

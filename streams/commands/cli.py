@@ -15,6 +15,7 @@
     sentinel generate --events N --output F write a synthetic event stream (fixed seed)
     sentinel feed FILE [--now] [--new-ids]  produce a JSONL file of events to the input topics
     sentinel watch [--from-beginning]       print alerts and dead letters as they arrive
+    sentinel console                        the alert queue in the browser, with triage actions
 
 Connection settings come from the environment (``KAFKA_BOOTSTRAP_SERVERS``,
 ``SENTINEL_*``; see docs/operations.md).
@@ -221,6 +222,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from streams.shell.console.run import serve
+
+    settings = settings_from_env()
+    if args.port is not None:
+        settings = settings.model_copy(update={"console_port": args.port})
+    asyncio.run(serve(settings))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sentinel``."""
     parser = argparse.ArgumentParser(prog="sentinel", description="deposit-sentinel: freeze alerts from Kafka.")
@@ -315,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--from-beginning", action="store_true")
     watch.add_argument("--seconds", type=float, help="stop after this many seconds")
     watch.set_defaults(func=cmd_watch)
+
+    console = commands.add_parser("console", help="the alert queue in the browser, with triage actions")
+    console.add_argument("--port", type=int, help="port to serve on (default: $SENTINEL_CONSOLE_PORT, 9300)")
+    console.set_defaults(func=cmd_console)
     return parser
 
 
@@ -322,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sentinel`` console script."""
     args = build_parser().parse_args(argv)
     # The worker logs its progress; the other commands print only their results and problems.
-    level = logging.INFO if args.command == "worker" else logging.WARNING
+    level = logging.INFO if args.command in ("worker", "console") else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))

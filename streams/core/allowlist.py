@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from streams.core.chains import normalise_address
 from streams.core.events import Event, epoch_ms, format_timestamp, parse_moment
 from streams.core.taxonomy import Typology
+
+if TYPE_CHECKING:  # the engine imports this module
+    from streams.core.rules.schema import RuleSpec
 
 #: The version of the change record's format (``AllowlistChange.version``).
 CHANGE_VERSION = 1
@@ -258,3 +261,29 @@ def changes_from_lines(lines: Iterable[bytes]) -> list[AllowlistChange]:
 def describe(change: AllowlistChange) -> dict[str, Any]:
     """A change as a JSON-ready dict for the CLI's ``--json`` output."""
     return orjson.loads(change.to_json())  # type: ignore[no-any-return]
+
+
+def scope_problem(rules: Iterable[RuleSpec], rule_id: str | None, typology: str | None) -> str | None:
+    """Why an entry for ``rule_id`` (or every rule of ``typology``) cannot be added, or ``None`` if it can.
+
+    The rule or typology must exist, and no rule the entry would touch may be
+    ``overridable: false`` (a sanctions freeze is never waived by an allowlist).
+    """
+    specs = list(rules)
+    if rule_id is not None:
+        found = [spec for spec in specs if spec.id == rule_id]
+        if not found:
+            return f"no rule {rule_id!r} in the rules ({', '.join(sorted(s.id for s in specs))})"
+        if not found[0].overridable:
+            return f"rule {rule_id} is not overridable (overridable: false): its findings cannot be allowlisted"
+        return None
+    touched = [spec for spec in specs if spec.typology == typology]
+    if not touched:
+        return f"no rule of typology {typology!r} in the rules"
+    fixed = [spec.id for spec in touched if not spec.overridable]
+    if fixed:
+        return (
+            f"typology {typology} includes rules that are not overridable ({', '.join(fixed)});"
+            " allowlist the other rules one by one"
+        )
+    return None

@@ -116,6 +116,29 @@ class Settings(BaseSettings):
     screening_route_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for a routed request, or for an audit record's acknowledgement."
     )
+    # The alert console (docs/console.md): `sentinel console`.
+    console_port: int = Field(9300, ge=1, le=65535, description="Port of the alert console (`sentinel console`).")
+    console_host: str = Field("127.0.0.1", description="Address the alert console binds to.")
+    console_auth: Literal["tokens", "proxy"] = Field(
+        "tokens", description="tokens: users sign in with a token; proxy: a trusted proxy names the user in a header."
+    )
+    console_tokens: SecretStr | None = Field(
+        default=None, description="Console users and tokens, 'name:token' comma-separated; never logged."
+    )
+    console_tokens_file: Path | None = Field(
+        default=None, description="A file of console users, one 'name token' per line (a secret mount)."
+    )
+    console_user_header: str = Field(
+        "X-Forwarded-User", description="With console_auth=proxy: the header in which the proxy names the user."
+    )
+    console_history_days: float = Field(
+        30.0, gt=0, description="How far back the console reads alerts at start (days; offsets for times)."
+    )
+    console_tls_certfile: Path | None = Field(default=None, description="Serve the console over TLS with this cert.")
+    console_tls_keyfile: Path | None = None
+    dispositions_topic: str = Field(
+        "alert-dispositions", description="Compacted topic of triage decisions (the console's state and audit trail)."
+    )
     data_dir: str = Field(".local/worker", description="Faust's local data directory.")
     log_level: str = "info"
 

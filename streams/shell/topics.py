@@ -33,6 +33,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         *exposure_topic_specs(settings),
         *([control_topic_spec(settings)] if settings.control_topic else []),
         *([allowlist_topic_spec(settings)] if settings.allowlist_topic else []),
+        dispositions_topic_spec(settings),
         *(
             [NewTopic(settings.screening_decisions_topic, settings.topic_partitions, 1)]
             if settings.screening_port
@@ -79,6 +80,16 @@ def allowlist_topic_spec(settings: Settings) -> NewTopic:
     not apply to a compacted topic, so the history stays for as long as the topic does.
     """
     return NewTopic(settings.allowlist_topic, 1, 1, topic_configs={"cleanup.policy": "compact"})
+
+
+def dispositions_topic_spec(settings: Settings) -> NewTopic:
+    """The console's triage decisions: one partition (one order), compacted, each decision under a key of its own.
+
+    So compaction never removes a decision: the topic is the audit trail of every
+    disposition, with who, when and why, as the allowlist topic is of every entry.
+    """
+    compacted = {"cleanup.policy": "compact"}
+    return NewTopic(settings.dispositions_topic, 1, settings.replication_factor, topic_configs=compacted)
 
 
 async def ensure_topic(settings: Settings, spec: NewTopic) -> None:
