@@ -48,3 +48,27 @@ def withdrawal(**changes: Any) -> dict[str, Any]:
 
 def raw(event: dict[str, Any]) -> bytes:
     return orjson.dumps(event)
+
+
+def alert(**changes: Any) -> dict[str, Any]:
+    """A freeze alert as a worker writes it (docs/alerts.md)."""
+    value: dict[str, Any] = {
+        "alert_id": "a" * 32,
+        "rule_id": "ofac-sanctioned-sender",
+        "rule_version": "1.0.0",
+        "ruleset_version": "rs-test",
+        "typology": "sanctions",
+        "severity": "critical",
+        "action": "freeze",
+        "mode": "enforce",
+        "account_id": "acct-1",
+        "event_ids": ["dep-1"],
+        "event_time": "2026-11-27T06:00:00Z",
+        "detected_at": "2026-11-27T06:00:01Z",
+        "summary": "Deposit from a sanctioned address: freeze.",
+        "evidence": {"event": {"type": "deposit", "from_addresses": [RONIN_EXPLOITER]}, "matches": []},
+        "retroactive": False,
+        "schema_version": 1,
+    }
+    value.update(changes)
+    return value

@@ -47,6 +47,7 @@ def isolated_settings(bootstrap: str, suffix: str, **overrides: object) -> Setti
         "control_topic": f"sentinel-control-{suffix}",
         "allowlist_topic": f"sentinel-allowlist-{suffix}",
         "transfers_topic": f"chain-transfers-{suffix}",
+        "dispositions_topic": f"alert-dispositions-{suffix}",
         "metrics_port": free_port(),
         "rules": str(REPO / "rules"),
     }

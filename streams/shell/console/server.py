@@ -61,7 +61,7 @@ QUEUE_KEY = web.AppKey("queue", AlertQueue)
 FEED_KEY = web.AppKey("feed", ConsoleFeed)
 HUB_KEY = web.AppKey("hub", PageHub)
 ALLOW_KEY = web.AppKey("allow", AllowlistAction)
-USER = "sentinel.user"
+USER = web.RequestKey("user", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -93,8 +93,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate, check CSRF on actions, and put the security headers on every answer."""
     try:
         response = await _checked(request, handler)
-    except web.HTTPException as exc:
-        response = exc
+    except web.HTTPException as exc:  # redirects and refusals: raised, as aiohttp wants them
+        exc.headers.update(SECURITY_HEADERS)
+        raise
     response.headers.update(SECURITY_HEADERS)
     if request.path.startswith("/api/"):
         response.headers["Cache-Control"] = "no-store"
@@ -146,19 +147,19 @@ async def login(request: web.Request) -> web.StreamResponse:
     if session_id is None:
         log.info("console: a sign-in with an unknown token was refused")
         raise web.HTTPSeeOther("/login?failed=1")
-    response = web.HTTPSeeOther("/")
-    response.set_cookie(
+    signed_in = web.HTTPSeeOther("/")
+    signed_in.set_cookie(
         SESSION_COOKIE, session_id, httponly=True, samesite="Strict", secure=request.secure, max_age=SESSION_SECONDS
     )
-    return response
+    raise signed_in
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session."""
     request.app[AUTH_KEY].sign_out(request.cookies.get(SESSION_COOKIE))
-    response = web.HTTPSeeOther("/login")
-    response.del_cookie(SESSION_COOKIE)
-    return response
+    signed_out = web.HTTPSeeOther("/login")
+    signed_out.del_cookie(SESSION_COOKIE)
+    raise signed_out
 
 
 async def static(request: web.Request) -> web.StreamResponse:
