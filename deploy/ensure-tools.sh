@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the tools the project needs outside Python are installed: Java 17+ (the Kafka
-# broker), Maven (resolves the broker's jars) and Prometheus (promtool and the scrape test). Installs them from Debian's packages
-# when missing and we are root; otherwise says what to install.
+# broker), Maven (resolves the broker's jars), Prometheus (promtool and the scrape test) and
+# Chromium with its ChromeDriver (the console's browser tests). Installs them from Debian's
+# packages when missing and we are root; otherwise says what to install.
 set -euo pipefail
 
 need=()
@@ -15,6 +16,9 @@ java_ok || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 # promtool checks and unit-tests the alerting rules; the real Prometheus scrapes a worker in the tests.
 command -v promtool >/dev/null && command -v prometheus >/dev/null || need+=(prometheus)
+# The console's end-to-end tests drive Debian's headless Chromium through its ChromeDriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "ensure-tools: Python 3.11+ is required" >&2; exit 1; }
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 

@@ -56,6 +56,12 @@ class PageHub:
             else:
                 queue.put_nowait(update)
 
+    def close_all(self) -> None:
+        """End every page's stream (the console is stopping; pages reconnect to another)."""
+        for queue in self._pages:
+            queue.put_nowait(None)
+        self._pages.clear()
+
     def __len__(self) -> int:
         return len(self._pages)
 

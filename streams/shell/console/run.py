@@ -49,5 +49,6 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         print(f"console: ready, {len(queue)} alerts read ({queue.unreadable} unreadable)", flush=True)
         await stop.wait()
     finally:
+        hub.close_all()  # open update streams would hold the shutdown for a minute
         await runner.cleanup()
         await feed.stop()

@@ -344,6 +344,9 @@ function route() {
 function listen() {
   const live = document.getElementById("live");
   const source = new EventSource("/api/updates");
+  // Close it when leaving the page: a browser holds at most six connections to one server, and
+  // a stream left open by each page visited would soon leave none for the next page.
+  window.addEventListener("pagehide", () => source.close());
   source.onopen = () => { live.className = "live on"; };
   source.onerror = () => { live.className = "live off"; };
   source.onmessage = () => {
