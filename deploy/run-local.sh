@@ -13,12 +13,14 @@ worker_log=.local/worker.log
 started_broker=0
 worker_pid=
 watch_pid=
+console_pid=
 
 cleanup() {
   trap - EXIT INT TERM
   echo
   echo "stopping ..."
   [[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null || true
+  [[ -n $console_pid ]] && kill "$console_pid" 2>/dev/null || true
   if [[ -n $worker_pid ]] && kill -0 "$worker_pid" 2>/dev/null; then
     kill -TERM "$worker_pid" 2>/dev/null || true
     for _ in $(seq 1 150); do kill -0 "$worker_pid" 2>/dev/null || break; sleep 0.2; done
@@ -62,6 +64,15 @@ until grep -q "Worker\]: Ready" "$worker_log"; do
   sleep 0.2
 done
 
+# The alert console (docs/console.md), with a sign-in token made for this machine.
+console_log=.local/console.log
+console_token_file=.local/console-token
+[[ -s $console_token_file ]] || (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$console_token_file")
+export SENTINEL_CONSOLE_PORT=${SENTINEL_CONSOLE_PORT:-9300}
+: >"$console_log"
+SENTINEL_CONSOLE_TOKENS="analyst:$(cat "$console_token_file")" "$bin/sentinel" console >"$console_log" 2>&1 &
+console_pid=$!
+
 watch_out=.local/watch.out
 : >"$watch_out"
 # Process substitution, not a pipe: $! must be the watcher itself so cleanup can stop it.
@@ -78,5 +89,10 @@ echo "produce more with: .venv/bin/sentinel feed FILE.jsonl   (Ctrl-C stops ever
 if [[ ${SENTINEL_SCREENING_PORT:-0} != 0 && -n ${token_file:-} ]]; then
   echo "screen before a withdrawal leaves (docs/screening.md):"
   echo "  curl -s -H \"Authorization: Bearer \$(cat $token_file)\" http://127.0.0.1:$SENTINEL_SCREENING_PORT/v1/screen/address/ethereum/0x098B716B8Aaf21512996dC57EB0615e2383E2f96"
+fi
+if kill -0 "$console_pid" 2>/dev/null; then
+  echo "alert console: http://127.0.0.1:$SENTINEL_CONSOLE_PORT/  (sign in with the token in $console_token_file; log: $console_log)"
+else
+  echo "the alert console did not start (see $console_log)" >&2
 fi
 wait "$watch_pid"

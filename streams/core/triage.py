@@ -127,9 +127,10 @@ class QueuedAlert:
         """The latest disposition's status; ``open`` until someone decides."""
         return self.history[-1].status if self.history else "open"
 
-    def facet(self, name: str) -> str:
-        """The alert's value for one of :data:`FACETS`."""
-        return self.status if name == "status" else str(self.alert[name])
+    def facets(self) -> tuple[str, ...]:
+        """The alert's values for :data:`FACETS`, in their order."""
+        alert = self.alert
+        return (alert["typology"], alert["severity"], alert["action"], alert["mode"], self.status)
 
     def row(self) -> dict[str, Any]:
         """What the queue shows of it (the detail page has the rest)."""
@@ -176,12 +177,6 @@ class QueueFilter:
                 raise TriageError(f"{name} must be one of {', '.join(allowed)}")
             values[name] = value
         return cls(values, query.get("account") or None)
-
-    def admits(self, item: QueuedAlert, leaving_out: str | None = None) -> bool:
-        """Whether ``item`` passes every condition (but the facet ``leaving_out``, for its counts)."""
-        if self.account_id is not None and item.alert["account_id"] != self.account_id:
-            return False
-        return all(item.facet(name) == value for name, value in self.values.items() if name != leaving_out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,15 +240,23 @@ class AlertQueue:
         Counts give, for each facet value, how many alerts the other conditions admit with
         that value: what choosing it would leave.
         """
+        names = tuple(FACETS)
         counts = {name: dict.fromkeys(values, 0) for name, values in FACETS.items()}
+        tallies = [counts[name] for name in names]
+        wanted_values = tuple(wanted.values.get(name) for name in names)
         passed: list[QueuedAlert] = []
         for item in self._alerts.values():
-            if wanted.admits(item):
+            if wanted.account_id is not None and item.alert["account_id"] != wanted.account_id:
+                continue
+            values = item.facets()
+            missed = [k for k, want in enumerate(wanted_values) if want is not None and values[k] != want]
+            if not missed:  # admitted: counted under each of its values
                 passed.append(item)
-            for name, by_value in counts.items():
-                if wanted.admits(item, leaving_out=name):
-                    value = item.facet(name)
-                    by_value[value] = by_value.get(value, 0) + 1
+                for tally, value in zip(tallies, values, strict=True):
+                    tally[value] = tally.get(value, 0) + 1
+            elif len(missed) == 1:  # admitted but for one facet: counted under that facet's value only
+                k = missed[0]
+                tallies[k][values[k]] = tallies[k].get(values[k], 0) + 1
         passed.sort(key=_order_key(order))
         return QueuePage([item.row() for item in passed[offset : offset + limit]], len(passed), counts)
 

@@ -6,12 +6,9 @@ Screenshots of each step are kept in ``test-artifacts/console/`` (ignored by git
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,12 +16,9 @@ from typing import Any
 
 import orjson
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.ui import WebDriverWait
 
 from streams.core.events import format_timestamp
 from streams.core.rules.loader import load_ruleset
@@ -33,99 +27,16 @@ from streams.shell.signing import generate_key_pair
 from tests.core.test_exposure_ronin import as_transfer, deposit_from, exposure_alerts, ronin_rows
 from tests.data import REPO
 from tests.factories import alert
+from tests.integration.browser import TOKEN, Console, chromium, queue_ids, shot, sign_in, start_console, text_of, wait
 from tests.integration.helpers import (
-    free_port,
     isolated_settings,
     prepare_topics,
     produce,
     run_sentinel,
-    settings_env,
 )
 
 pytestmark = pytest.mark.kafka
-ARTIFACTS = REPO / "test-artifacts" / "console"
-TOKEN = "alice-console-token-0123456789"
 SCRIPT_SUMMARY = "Deposit <script>window.__pwned = 1</script> <b>bold</b> from a sanctioned address"
-
-
-@dataclass
-class Console:
-    """A `sentinel console` process."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    url: str
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-
-def start_console(settings: Settings, workdir: Path, name: str) -> Console:
-    port = free_port()
-    log_path = workdir / f"{name}.log"
-    env = {**settings_env(settings, workdir / name), "SENTINEL_CONSOLE_PORT": str(port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams.commands.cli", "console"],
-        env=env,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    console = Console(process, log_path, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 60
-    while "console: ready" not in console.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            console.stop()
-            raise AssertionError(f"console did not get ready:\n{console.log()[-3000:]}")
-        time.sleep(0.1)
-    return console
-
-
-def chromium() -> WebDriver:
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert binary and driver, "no Chromium: deploy/ensure-tools.sh installs Debian's chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument("--window-size=1400,900")
-    return webdriver.Chrome(service=Service(driver), options=options)
-
-
-def wait(browser: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = 10.0) -> Any:
-    return WebDriverWait(browser, timeout, poll_frequency=0.05).until(condition)
-
-
-def shot(browser: WebDriver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-
-
-def sign_in(browser: WebDriver, console: Console) -> None:
-    browser.get(f"{console.url}/")
-    wait(browser, lambda b: b.current_url.endswith("/login"))
-    browser.find_element(By.ID, "token").send_keys(TOKEN)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#queue-rows tr"))
-
-
-def queue_ids(browser: WebDriver) -> list[str]:
-    # Read in one script: the page redraws its rows as updates arrive.
-    script = "return [...document.querySelectorAll('#queue-rows tr')].map((row) => row.dataset.alertId)"
-    return list(browser.execute_script(script))
-
-
-def text_of(browser: WebDriver, element_id: str) -> str:
-    found = browser.execute_script(f"const e = document.getElementById('{element_id}'); return e && e.innerText")
-    return str(found or "")
 
 
 @dataclass

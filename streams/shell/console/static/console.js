@@ -121,6 +121,7 @@ async function showQueue() {
     : null;
   main(filters, el("p", { class: "muted", id: "shown" }, `${data.total} match, ${data.rows.length} shown`), table, more);
   highlight();
+  document.body.dataset.shown = `${location.search}#${data.rows.length}`;  // what is on screen (for tests)
 }
 
 function formQuery() {
