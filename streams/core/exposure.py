@@ -50,11 +50,17 @@ class Hop:
     to_address: str
     tx_hash: str
     at_ms: int
+    #: The amount moved, as a decimal string, and its asset ("" in state written before amounts were kept).
+    amount: str = ""
+    asset: str = ""
 
     def as_evidence(self) -> dict[str, str]:
         """The hop as an alert shows it."""
         when = format_timestamp(from_epoch_ms(self.at_ms))
-        return {"from": self.from_address, "to": self.to_address, "tx_hash": self.tx_hash, "time": when}
+        shown = {"from": self.from_address, "to": self.to_address, "tx_hash": self.tx_hash, "time": when}
+        if self.amount:
+            shown |= {"amount": self.amount, "asset": self.asset}
+        return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +195,7 @@ class ExposureGraph:
         if config.stops_at(receiver) or config.stops_at(sender) or config.seed_of(receiver) is not None:
             return None
         measure, value = _measure(transfer)
-        hop = Hop(transfer.from_address, transfer.to_address, transfer.tx_hash, t)
+        hop = Hop(transfer.from_address, transfer.to_address, transfer.tx_hash, t, str(transfer.amount), transfer.asset)
         if seed is not None:
             reach: tuple[Seed, int, tuple[Hop, ...], Decimal] | None = (seed, 1, (hop,), ONE)
         elif upstream is not None and upstream.hops < config.max_hops:

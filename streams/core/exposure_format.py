@@ -2,19 +2,21 @@
 
 A worker keeps its exposure rules' state (:class:`~streams.core.rules.exposure_rule.ExposureStore`)
 in a changelog-backed table, one entry per rule and normalised address: the key is
-``<rule id> NUL <address>`` and the value, version 1, a JSON object::
+``<rule id> NUL <address>`` and the value, version 2, a JSON object::
 
-    {"version": 1, "partition": 0, "rule": "ofac-indirect-exposure", "address": "0xab...",
+    {"version": 2, "partition": 0, "rule": "ofac-indirect-exposure", "address": "0xab...",
      "exposure": {"seed_list": "ofac_sdn", "seed_key": "0x098b...", "hops": 2,
                   "since_ms": 1648000000000, "last_ms": 1648000600000,
-                  "path": [["0x098B...", "0xab...", "0x1f...", 1648000000000], ...],
+                  "path": [["0x098B...", "0xab...", "0x1f...", 1648000000000, "3003.3", "ETH"], ...],
                   "received": {"USD": "1500.00"}, "tainted": {"USD": "1500.00"},
                   "taken": ["t-1", "t-2"], "shares": [[1648000000000, "1"]]},
      "waiting": [[1648000900000, {deposit as in docs/events.md}], ...]}
 
 ``exposure`` is null for an address that is not exposed but has deposits ``waiting``
 (screened before any exposure of it was known: a later transfer may make them
-retroactive alerts). Amounts are decimal strings, times epoch milliseconds. The seed is
+retroactive alerts). Amounts are decimal strings, times epoch milliseconds. Version 1 is
+version 2 without each hop's amount and asset (the last two items of a path step); it is
+still read, and its hops show no amount. The seed is
 stored by list and address, not copied: when the state is read back, it is looked up in
 the running ruleset's list, and an exposure whose seed is no longer on it is dropped
 (delisted addresses expose nobody). Pure Python, no I/O.
@@ -32,7 +34,9 @@ from streams.core.exposure import Exposure, ExposureConfig, Hop, Seed
 from streams.core.rules.exposure_rule import RuleExposureState
 
 #: The version :func:`encode_entry` writes.
-VERSION = 1
+VERSION = 2
+#: Versions this code reads (1: hops without amounts).
+READABLE = (1, 2)
 SEPARATOR = b"\x00"
 
 
@@ -106,7 +110,7 @@ def _load(raw: bytes) -> dict[str, Any]:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"exposure state value is not JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("version") != VERSION:
+    if not isinstance(data, dict) or data.get("version") not in READABLE:
         version = data.get("version") if isinstance(data, dict) else None
         raise ValueError(f"exposure state value of unknown version {version!r}: written by a newer worker?")
     return data
@@ -120,7 +124,9 @@ def _exposure_json(found: Exposure) -> dict[str, Any]:
         "hops": found.hops,
         "since_ms": found.since_ms,
         "last_ms": found.last_ms,
-        "path": [[hop.from_address, hop.to_address, hop.tx_hash, hop.at_ms] for hop in found.path],
+        "path": [
+            [hop.from_address, hop.to_address, hop.tx_hash, hop.at_ms, hop.amount, hop.asset] for hop in found.path
+        ],
         "received": {measure: str(value) for measure, value in found.received.items()},
         "tainted": {measure: str(value) for measure, value in found.tainted.items()},
         "taken": list(found.taken),
@@ -136,7 +142,7 @@ def _exposure(data: dict[str, Any], config: ExposureConfig) -> Exposure | None:
         seed=seed,
         hops=int(data["hops"]),
         since_ms=int(data["since_ms"]),
-        path=tuple(Hop(str(f), str(t), str(tx), int(at)) for f, t, tx, at in data["path"]),
+        path=tuple(_hop(step) for step in data["path"]),
         received={str(m): Decimal(v) for m, v in data["received"].items()},
         tainted={str(m): Decimal(v) for m, v in data["tainted"].items()},
         last_ms=int(data["last_ms"]),
@@ -152,3 +158,9 @@ def _seed(config: ExposureConfig, list_id: str, key: str) -> Seed | None:
             if entry is not None:
                 return Seed(entry.address, list_id, entry, address_list, key)
     return None
+
+
+def _hop(step: list[Any]) -> Hop:
+    """One path step: from, to, tx hash, time, and (version 2) amount and asset."""
+    amount, asset = (str(step[4]), str(step[5])) if len(step) >= 6 else ("", "")
+    return Hop(str(step[0]), str(step[1]), str(step[2]), int(step[3]), amount, asset)

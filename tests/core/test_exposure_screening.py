@@ -90,6 +90,26 @@ def test_the_state_survives_encoding_and_a_delisted_seed_exposes_nobody(shared: 
         entry_partition(b'{"version": 9}')
 
 
+def test_hops_keep_their_amounts_and_state_of_version_1_is_still_read(shared: Ruleset) -> None:
+    screening = ExposureScreening(shared, {"transfers": "transfer"}, clock=wall_clock)
+    screen(screening, [transfer(1, 1, SEED, addr(1), "6"), transfer(2, 2, addr(1), addr(2), "3")])
+    state = screening.exposure.of("indirect")
+    path = [hop.as_evidence() for hop in state.graph.exposed[addr(2)].path]
+    assert [(hop["amount"], hop["asset"]) for hop in path] == [("6", "ETH"), ("3", "ETH")]
+    # The previous release wrote version 1: the same entry, its path steps without amount and asset.
+    current = orjson.loads(encode_entry(state, "indirect", addr(2), 2) or b"")
+    assert current["version"] == 2
+    older = {**current, "version": 1}
+    older["exposure"] = {**current["exposure"], "path": [step[:4] for step in current["exposure"]["path"]]}
+    store = ExposureStore()
+    decode_entry(
+        orjson.dumps(older), {r.spec.id: r.config for r in shared.exposure_rules}, {"indirect": store.of("indirect")}
+    )
+    read = store.of("indirect").graph.exposed[addr(2)]
+    assert [hop.to_address for hop in read.path] == [addr(1), addr(2)]
+    assert all("amount" not in hop.as_evidence() for hop in read.path)
+
+
 def test_expiry_forgets_idle_exposures_and_old_waiting_deposits(shared: Ruleset) -> None:
     screening = ExposureScreening(shared, {"transfers": "transfer"}, clock=wall_clock)
     screen(screening, [transfer(9, 0, addr(8), addr(9)), dep("w", 0, addr(3)), transfer(1, 1, SEED, addr(1))])

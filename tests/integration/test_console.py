@@ -161,7 +161,8 @@ def test_an_exposure_alert_shows_its_path_of_funds(setup: Setup, console: Consol
     transfers = browser.find_elements(By.CSS_SELECTOR, "#exposure-path g.transfer")
     path = setup.exposure["evidence"]["exposure"]["path"]
     assert [t.get_attribute("data-tx") for t in transfers] == [hop["tx_hash"] for hop in path]
-    assert "Lazarus Group" in browser.find_element(By.ID, "exposure-path").text
+    drawn = browser.find_element(By.ID, "exposure-path").text
+    assert "Lazarus Group" in drawn and all(f"{hop['amount']} {hop['asset']}" in drawn for hop in path)
     shot(browser, "exposure-path")
 
 
@@ -216,6 +217,8 @@ def test_a_disposition_survives_a_restart_and_shows_in_a_second_console(
         other.get(f"{second.url}/alerts/fan-7")
         history = wait(other, lambda b: text_of(b, "history") or None)
         assert "alice: false positive — salary payments from the employer" in history
+        other.get(f"{second.url}/accounts/acct-7")
+        wait(other, lambda b: "false positive by alice" in text_of(b, "queue-rows"))
         shot(other, "disposition-second-console")
     finally:
         other.quit()

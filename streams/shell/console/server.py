@@ -217,9 +217,10 @@ async def api_alert(request: web.Request) -> web.Response:
 
 
 async def api_account(request: web.Request) -> web.Response:
-    """Every alert of one account with its status, newest first."""
+    """Every alert of one account with its status and latest disposition, newest first."""
     items = request.app[QUEUE_KEY].of_account(request.match_info["account_id"])
-    return _json({"rows": [item.row() for item in items], "user": request[USER]})
+    rows = [{**item.row(), "decided": item.history[-1].as_json_dict() if item.history else None} for item in items]
+    return _json({"rows": rows, "user": request[USER]})
 
 
 async def api_updates(request: web.Request) -> web.StreamResponse:

@@ -207,16 +207,19 @@ function listEntry(match) {
 function exposurePath(exposure, alert) {
   const hops = exposure.path || [];
   const nodes = [exposure.seed_address, ...hops.map((hop) => hop.to)];
-  const gap = 230, top = 70, width = 120 + gap * nodes.length;
-  const drawing = svg("svg", { class: "path", id: "exposure-path", width, height: 190, viewBox: `0 0 ${width} 190`,
+  const gap = 230, top = 80, width = 120 + gap * nodes.length;
+  const drawing = svg("svg", { class: "path", id: "exposure-path", width, height: 200, viewBox: `0 0 ${width} 200`,
     role: "img", "aria-label": `path of funds over ${hops.length} hop(s)` });
   const x = (i) => 70 + i * gap;
   hops.forEach((hop, i) => {
     drawing.append(svg("line", { x1: x(i) + 14, y1: top, x2: x(i + 1) - 14, y2: top, class: "edge" }));
     const edge = svg("g", { class: "transfer", "data-tx": hop.tx_hash });
-    edge.append(svg("text", { x: (x(i) + x(i + 1)) / 2, y: top - 12, "text-anchor": "middle" }, `hop ${i + 1}: tx ${short(hop.tx_hash, 6)}`));
-    edge.append(svg("text", { x: (x(i) + x(i + 1)) / 2, y: top + 22, "text-anchor": "middle", class: "muted" }, hop.time));
-    edge.append(svg("title", {}, `${hop.from} \u2192 ${hop.to}\n${hop.tx_hash}\n${hop.time}`));
+    const middle = (x(i) + x(i + 1)) / 2;
+    const moved = hop.amount ? `${hop.amount} ${hop.asset}` : "amount not kept";
+    edge.append(svg("text", { x: middle, y: top - 28, "text-anchor": "middle", class: "amount" }, moved));
+    edge.append(svg("text", { x: middle, y: top - 12, "text-anchor": "middle" }, `hop ${i + 1}: tx ${short(hop.tx_hash, 6)}`));
+    edge.append(svg("text", { x: middle, y: top + 22, "text-anchor": "middle", class: "muted" }, hop.time));
+    edge.append(svg("title", {}, `${hop.from} \u2192 ${hop.to}\n${moved}\n${hop.tx_hash}\n${hop.time}`));
     drawing.append(edge);
   });
   const account = nodes.length;
@@ -324,12 +327,17 @@ async function showAccount(accountId) {
   const data = await api(`/api/accounts/${encodeURIComponent(accountId)}`);
   setUser(data.user);
   const body = el("tbody", { id: "queue-rows" });
-  data.rows.forEach((row, index) => body.append(queueRow(row, index)));
+  data.rows.forEach((row, index) => {
+    const tr = queueRow(row, index);
+    const d = row.decided;
+    tr.append(el("td", { class: "decided" }, d ? `${d.status.replace("_", " ")} by ${d.by} at ${d.at}${d.note ? `: ${d.note}` : ""}` : ""));
+    body.append(tr);
+  });
   state.rows = data.rows;
   main(el("p", {}, el("a", { href: "/" }, "\u2190 queue")), el("h1", {}, `Account ${accountId}`),
     el("p", { class: "muted" }, `${data.rows.length} alert(s), newest first`),
     el("table", { class: "queue" }, el("thead", {}, el("tr", {}, ...["severity", "status", "typology", "action", "account",
-      "summary", "event time"].map((h) => el("th", {}, h)))), body));
+      "summary", "event time", "last decision"].map((h) => el("th", {}, h)))), body));
   highlight();
 }
 
