@@ -2,7 +2,8 @@
 alone (C) on the same broker and input, plus latency under load, scale-out, memory,
 backtest speed, chain transfers through the exposure rules, in one process and on a worker
 (tests/bench/exposure.py), and the screening API under an open-loop HTTP load
-(tests/bench/screening.py; needs ``go`` to build its load generator).
+(tests/bench/screening.py; needs ``go`` to build its load generator), and the alert console
+with 10,000 alerts in Chromium (tests/bench/console.py).
 Not part of ``make test``.
 
     python -m tests.bench.run [--events N] [--latency-seconds S] [--list-addresses N] [--transfers N]
@@ -36,7 +37,7 @@ from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
 from streams.shell import clients
 from streams.shell.memory import settle_long_lived
-from tests.bench import exposure, latency, peer, screening, soak
+from tests.bench import console, exposure, latency, peer, screening, soak
 from tests.bench.common import HEADER, Result, cpu_of, fresh_group, rss_mb
 from tests.chaos.cluster import Run
 from tests.data import REPO
@@ -253,6 +254,7 @@ def main() -> int:
     print(f"- generated list: {memory['list']}")
     exposed = exposure.report(args.transfers, args.transfer_addresses)
     screened = screening.run(args.screening_rate, args.screening_seconds, 2000)
+    console_figures = console.run(10_000)
     with tempfile.TemporaryDirectory() as workdir:
         soaked = soak.soak(args.soak_events, args.soak_accounts, 3.0, Path(workdir))
     soak.report(soaked, args.soak_accounts, 3.0)
@@ -268,6 +270,7 @@ def main() -> int:
                 "soak": [asdict(r) | {"growth": r.growth} for r in soaked],
                 "exposure": exposed,
                 "exposure_worker": exposure_worker,
+                "console": console_figures,
                 "screening": [
                     asdict(load) | {"p50_ms": load.pct(0.5), "p99_ms": load.pct(0.99), "p999_ms": load.pct(0.999)}
                     for load in screened
