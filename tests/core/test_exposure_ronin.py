@@ -86,10 +86,10 @@ def test_first_hop_recipients_of_value_are_exposed_and_dust_senders_are_not(ship
     assert all(a.typology == "indirect_exposure" and "Lazarus Group (OFAC SDN list, DPRK3)" in a.summary for a in found)
 
 
-def test_a_peel_tranche_followed_two_more_hops(shipped: Ruleset) -> None:
+def peel_tranche_trail() -> tuple[list[dict[str, Any]], list[str], datetime]:
+    """The export's transfers, then one of the 3,003.3 ETH peel tranches of May 2022 followed by
+    three generated hops: (transfers, the four receiving addresses, the tranche's time)."""
     rows = ronin_rows()
-    transfers = [as_transfer(n, row) for n, row in enumerate(rows)]
-    # One of the 3,003.3 ETH peel tranches of May 2022, then two generated hops, then a fourth.
     peel = next(r for r in rows if r["from_is_sdn_lazarus"] == "1" and r["value_eth"].startswith("3003.3"))
     start = datetime.fromisoformat(peel["timestamp_utc"]).replace(tzinfo=UTC)
     hops = [peel["to_address"]] + [f"0x{0xFEED00 + n:040x}" for n in range(1, 4)]
@@ -98,8 +98,13 @@ def test_a_peel_tranche_followed_two_more_hops(shipped: Ruleset) -> None:
          "timestamp": format_timestamp(start + timedelta(hours=n))}
         for n in range(1, 4)
     ]  # fmt: skip
+    return [as_transfer(n, row) for n, row in enumerate(rows)] + generated, hops, start
+
+
+def test_a_peel_tranche_followed_two_more_hops(shipped: Ruleset) -> None:
+    transfers, hops, start = peel_tranche_trail()
     deposits = [deposit_from(address, n, start + timedelta(days=1)) for n, address in enumerate(hops)]
-    found = exposure_alerts(shipped, transfers + generated + deposits)
+    found = exposure_alerts(shipped, transfers + deposits)
     assert [(a.evidence["exposure"]["address"], a.evidence["exposure"]["hops"]) for a in found] == [
         (hops[0], 1), (hops[1], 2), (hops[2], 3)
     ]  # fmt: skip

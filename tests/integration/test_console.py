@@ -24,7 +24,7 @@ from streams.core.events import format_timestamp
 from streams.core.rules.loader import load_ruleset
 from streams.shell.settings import Settings
 from streams.shell.signing import generate_key_pair
-from tests.core.test_exposure_ronin import as_transfer, deposit_from, exposure_alerts, ronin_rows
+from tests.core.test_exposure_ronin import deposit_from, exposure_alerts, peel_tranche_trail
 from tests.data import REPO
 from tests.factories import alert
 from tests.integration.browser import TOKEN, Console, chromium, queue_ids, shot, sign_in, start_console, text_of, wait
@@ -49,16 +49,7 @@ class Setup:
 
 def ronin_exposure_alert() -> tuple[dict[str, Any], list[str]]:
     """A real 3-hop indirect-exposure alert: the shipped rules on the Ronin trail and three generated hops."""
-    rows = ronin_rows()
-    peel = next(r for r in rows if r["from_is_sdn_lazarus"] == "1" and r["value_eth"].startswith("3003.3"))
-    start = datetime.fromisoformat(peel["timestamp_utc"]).replace(tzinfo=UTC)
-    hops = [peel["to_address"]] + [f"0x{0xFEED00 + n:040x}" for n in range(1, 4)]
-    generated = [
-        {**as_transfer(1000 + n, {**peel, "from_address": hops[n - 1], "to_address": hops[n], "value_eth": "1000"}),
-         "timestamp": format_timestamp(start + timedelta(hours=n))}
-        for n in range(1, 4)
-    ]  # fmt: skip
-    transfers = [as_transfer(n, row) for n, row in enumerate(rows)] + generated
+    transfers, hops, start = peel_tranche_trail()
     deposit = deposit_from(hops[2], 1, start + timedelta(days=1))
     found = exposure_alerts(load_ruleset([REPO / "rules"]), [*transfers, deposit])
     assert len(found) == 1 and found[0].evidence["exposure"]["hops"] == 3
