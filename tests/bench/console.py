@@ -30,9 +30,10 @@ from selenium.webdriver.support.select import Select
 
 from streams.core.events import format_timestamp
 from streams.core.triage import FACETS
+from streams.shell.settings import Settings
 from tests.bench.common import rss_mb
 from tests.factories import RONIN_EXPLOITER, alert
-from tests.integration.browser import TOKEN, chromium, queue_ids, sign_in, start_console, wait
+from tests.integration.browser import TOKEN, Console, chromium, queue_ids, sign_in, start_console, wait
 from tests.integration.helpers import isolated_settings, prepare_topics, produce, project_broker
 
 
@@ -86,51 +87,56 @@ def run(count: int) -> dict[str, float]:
         figures["console start until ready (all read), s"] = time.monotonic() - started
         browser = chromium()
         try:
-            figures["sign in until the queue shows, s"] = timed(
-                lambda: sign_in(browser, console), lambda b: len(queue_ids(b)) == 200, browser
-            )
-            figures["open the queue (first 200 rows, counts), s"] = timed(
-                lambda: browser.get(f"{console.url}/"), lambda b: len(queue_ids(b)) == 200, browser
-            )
-            figures["filter by typology, s"] = timed(
-                lambda: Select(browser.find_element(By.ID, "filter-typology")).select_by_value("fan_in"),
-                lambda b: b.execute_script("return document.body.dataset.shown") == "?typology=fan_in#200",
-                browser,
-            )
-            figures["filter by account, s"] = timed(
-                lambda: browser.find_element(By.ID, "filter-account").send_keys("acct-4\n"),
-                lambda b: len(queue_ids(b)) > 0 and all(i.endswith("004") for i in queue_ids(b)),
-                browser,
-            )
-            figures["show 200 more rows, s"] = timed(
-                lambda: (browser.get(f"{console.url}/"), wait(browser, lambda b: len(queue_ids(b)) == 200),
-                         browser.find_element(By.ID, "more").click()),
-                lambda b: len(queue_ids(b)) == 400,
-                browser,
-            )  # fmt: skip
-            figures["open an alert, s"] = timed(
-                lambda: browser.get(f"{console.url}/alerts/bench-000123"),
-                lambda b: b.find_elements(By.ID, "summary"),
-                browser,
-            )
-            browser.get(f"{console.url}/?order=time")
-            wait(browser, lambda b: "on" in b.execute_script("return document.getElementById('live').className"))
-            fresh = alert(alert_id="bench-new", account_id="acct-new", event_time=format_timestamp(datetime.now(UTC)))
-            figures["a new alert produced until shown, s"] = timed(
-                lambda: asyncio.run(produce(bootstrap, [(settings.alerts_topic, b"acct-new", orjson.dumps(fresh))])),
-                lambda b: "bench-new" in queue_ids(b),
-                browser,
-            )
+            measure(figures, console, browser, bootstrap, settings)
         finally:
             browser.quit()
-        figures["queue JSON, 200 rows of all, median ms"] = 1000 * queue_json_seconds(console.url, "")
-        figures["queue JSON, one typology, median ms"] = 1000 * queue_json_seconds(console.url, "typology=fan_in")
-        figures["console RSS, MB"] = rss_mb(console.process.pid)
-        console.stop()
+            console.stop()
     print(f"\n## Alert console with {count:,} alerts\n\n| step | figure |\n|---|---|")
     for name, value in figures.items():
         print(f"| {name} | {value:,.2f} |")
     return figures
+
+
+def measure(figures: dict[str, float], console: Console, browser: Any, bootstrap: str, settings: Settings) -> None:
+    """Each step's time, into ``figures``."""
+    figures["sign in until the queue shows, s"] = timed(
+        lambda: sign_in(browser, console), lambda b: len(queue_ids(b)) == 200, browser
+    )
+    figures["open the queue (first 200 rows, counts), s"] = timed(
+        lambda: browser.get(f"{console.url}/"), lambda b: len(queue_ids(b)) == 200, browser
+    )
+    figures["filter by typology, s"] = timed(
+        lambda: Select(browser.find_element(By.ID, "filter-typology")).select_by_value("fan_in"),
+        lambda b: b.execute_script("return document.body.dataset.shown") == "?typology=fan_in#200",
+        browser,
+    )
+    figures["filter by account, s"] = timed(
+        lambda: browser.find_element(By.ID, "filter-account").send_keys("acct-4\n"),
+        lambda b: len(queue_ids(b)) > 0 and all(i.endswith("004") for i in queue_ids(b)),
+        browser,
+    )
+    figures["show 200 more rows, s"] = timed(
+        lambda: (browser.get(f"{console.url}/"), wait(browser, lambda b: len(queue_ids(b)) == 200),
+                 browser.find_element(By.ID, "more").click()),
+        lambda b: len(queue_ids(b)) == 400,
+        browser,
+    )  # fmt: skip
+    figures["open an alert, s"] = timed(
+        lambda: browser.get(f"{console.url}/alerts/bench-000123"),
+        lambda b: b.find_elements(By.ID, "summary"),
+        browser,
+    )
+    browser.get(f"{console.url}/?order=time")
+    wait(browser, lambda b: "on" in b.execute_script("return document.getElementById('live').className"))
+    fresh = alert(alert_id="bench-new", account_id="acct-new", event_time=format_timestamp(datetime.now(UTC)))
+    figures["a new alert produced until shown, s"] = timed(
+        lambda: asyncio.run(produce(bootstrap, [(settings.alerts_topic, b"acct-new", orjson.dumps(fresh))])),
+        lambda b: "bench-new" in queue_ids(b),
+        browser,
+    )
+    figures["queue JSON, 200 rows of all, median ms"] = 1000 * queue_json_seconds(console.url, "")
+    figures["queue JSON, one typology, median ms"] = 1000 * queue_json_seconds(console.url, "typology=fan_in")
+    figures["console RSS, MB"] = rss_mb(console.process.pid)
 
 
 def queue_json_seconds(url: str, query: str) -> float:

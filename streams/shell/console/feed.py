@@ -153,7 +153,10 @@ class ConsoleFeed:
 
     def _take(self, tp: TopicPartition, partition: int, offset: int, value: bytes | None) -> None:
         if tp.topic == self.settings.alerts_topic:
+            unreadable = self.queue.unreadable
             item = self.queue.add_alert(value, partition, offset)
+            if self.queue.unreadable > unreadable:
+                log.warning("console: %s[%d]@%d is not an alert: counted, not shown", tp.topic, partition, offset)
             if item is not None and self.caught_up.is_set():
                 self.hub.publish({"kind": "alert", "row": item.row(), "unreadable": self.queue.unreadable})
             return

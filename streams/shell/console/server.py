@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from streams.core.triage import AlertQueue, QueueFilter, TriageError, facet_values
 from streams.shell.console.actions import (
@@ -118,7 +120,9 @@ async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse
         if not csrf_ok(dict(request.cookies), dict(request.headers)):
             return _json({"error": "csrf", "detail": "missing or wrong CSRF token: reload the page"}, 403)
         origin = request.headers.get("Origin")
-        if origin is not None and origin != f"{request.scheme}://{request.host}":
+        # Host only, not scheme: behind a proxy that ends TLS the console itself sees http.
+        hosts = {request.host, request.headers.get("X-Forwarded-Host")}
+        if origin is not None and urlsplit(origin).netloc not in hosts:
             return _json({"error": "csrf", "detail": "the request comes from another site"}, 403)
     return await handler(request)
 
@@ -255,7 +259,12 @@ async def api_disposition(request: web.Request) -> web.Response:
         disposition = disposition_from_request(item, body, request[USER], datetime.now(UTC))
     except ActionRefusedError as exc:
         return _json({"error": "refused", "detail": exc.message}, exc.status)
-    await request.app[FEED_KEY].decide(disposition)
+    try:
+        await request.app[FEED_KEY].decide(disposition)
+    except (KafkaError, TimeoutError) as exc:
+        log.warning("console: a disposition of alert %s was not confirmed: %r", item.alert_id, exc)
+        detail = "the broker did not confirm it in time: reload the alert to see whether it was saved"
+        return _json({"error": "unavailable", "detail": detail}, 503)
     log.info("console: %s set alert %s to %s", request[USER], item.alert_id, disposition.status)
     return _json({"status": disposition.status, "history": item.detail()["history"]})
 
@@ -269,6 +278,9 @@ async def api_allowlist(request: web.Request) -> web.Response:
         await action.publish(change)
     except ActionRefusedError as exc:
         return _json({"error": "refused", "detail": exc.message}, exc.status)
+    except KafkaError as exc:
+        log.warning("console: an allowlist entry from alert %s was not written: %r", item.alert_id, exc)
+        return _json({"error": "unavailable", "detail": "the allowlist topic could not be written; try again"}, 503)
     log.info("console: %s added allowlist entry %s from alert %s", request[USER], change.entry_id, item.alert_id)
     return _json(describe_change(change))
 

@@ -158,3 +158,19 @@ def test_console_users_are_required_and_checked(tmp_path: Path) -> None:
     session = auth.sign_in("bob-token-0123456789abc")
     assert session is not None and auth.user({"sentinel_console_session": session}, {}) == "bob"
     assert auth.sign_in("bob-token-0123456789abd") is None
+
+
+async def test_an_unconfirmed_disposition_is_a_503_and_a_proxy_ending_tls_is_no_foreign_origin(console: Any) -> None:
+    client, feed = console
+    csrf = await sign_in(client)
+    body = {"status": "escalated", "note": "to the MLRO"}
+    behind_proxy = {CSRF_HEADER: csrf, "Origin": "https://console.example", "X-Forwarded-Host": "console.example"}
+    ok = await client.post("/api/alerts/fan-1/disposition", json=body, headers=behind_proxy)
+    assert ok.status == 200
+
+    async def no_answer(disposition: Disposition) -> None:
+        raise TimeoutError
+
+    feed.decide = no_answer
+    late = await client.post("/api/alerts/fan-1/disposition", json=body, headers={CSRF_HEADER: csrf})
+    assert late.status == 503 and "reload the alert" in (await late.json())["detail"]
