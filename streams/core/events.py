@@ -6,181 +6,70 @@ with a stable ``reason`` code (used as the dead-letter reason and as a metric la
 and a plain-words ``detail``. Amounts are exact: they travel as decimal strings and
 become :class:`~decimal.Decimal`; a JSON number is refused because a float may already
 have lost digits before we see it. See docs/events.md.
+
+An event is a plain slotted value (:class:`Deposit`, :class:`Withdrawal`), built by
+:func:`validate_event`: a well-formed event is checked field by field with the contract's
+own validators (:mod:`streams.core.event_values`), and anything else goes to the pydantic
+contract (:mod:`streams.core.event_contract`), whose first problem is the error a user
+reads. The fast check can only ever refuse by deferring; a property test holds the two to
+the same verdict and values.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
+from pydantic import ValidationError
+
+from streams.core.chains import CHAINS, normalise_address
+from streams.core.event_contract import DepositContract, WithdrawalContract, first_error
+from streams.core.event_values import (
+    EARLIEST_TIMESTAMP,
+    EPOCH,
+    MAX_ADDRESSES,
+    MAX_EVENT_BYTES,
+    MAX_FUTURE,
+    MAX_FUTURE_MS,
+    MAX_TEXT_LENGTH,
+    Clock,
+    EventError,
+    address_text,
+    decimal_string,
+    epoch_ms,
+    format_timestamp,
+    parse_moment,
+    utc_timestamp,
+    wall_clock,
 )
 
-from streams.core.chains import check_chain, normalise_address
-from streams.core.errors import first_problem
+__all__ = [
+    "EARLIEST_TIMESTAMP", "EPOCH", "EVENT_TYPES", "MAX_EVENT_BYTES", "MAX_FUTURE", "MAX_TEXT_LENGTH", "Clock",
+    "Deposit", "Event", "EventError", "EventType", "Withdrawal", "check_not_future", "decode_checked", "epoch_ms",
+    "event_from_dict", "format_timestamp", "parse_event", "parse_moment", "to_json_dict", "validate_event",
+    "wall_clock",
+]  # fmt: skip
 
 EventType = Literal["deposit", "withdrawal"]
 EVENT_TYPES: tuple[EventType, ...] = ("deposit", "withdrawal")
 
-#: Integer and fraction digits an amount may have (DECIMAL(42,18) in a ledger database).
-#: Larger numbers are not real transfers; they are corrupt input and must not overflow
-#: downstream systems.
-MAX_INTEGER_DIGITS = 24
-MAX_FRACTION_DIGITS = 18
-MAX_ADDRESS_LENGTH = 128
-MAX_TEXT_LENGTH = 256
-MAX_ADDRESSES = 1000
-#: A ledger event is a few hundred bytes; anything far larger is not one (and would slow
-#: every worker that parses it).
-MAX_EVENT_BYTES = 64 * 1024
-#: Timestamps before the first block of Bitcoin, or more than a day ahead of this clock,
-#: are corrupt: a far-future time would also make every later event of the account "late".
-EARLIEST_TIMESTAMP = datetime(2009, 1, 3, tzinfo=UTC)
-MAX_FUTURE = timedelta(days=1)
-MAX_FUTURE_MS = int(MAX_FUTURE.total_seconds() * 1000)
 
-#: The time now, as the caller sees it: the core never reads a clock of its own, so the
-#: worker, ``backtest`` and the tests decide what "now" is (see :mod:`streams.core.screening`).
-Clock = Callable[[], datetime]
+class _Addresses:
+    """What every event answers about its addresses."""
 
-
-def wall_clock() -> datetime:
-    """The machine's time in UTC: the :data:`Clock` the worker and the commands pass in."""
-    return datetime.now(UTC)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
-
-_DECIMAL = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
-_ADDRESS = re.compile(rf"\S{{1,{MAX_ADDRESS_LENGTH}}}\Z")
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.(?P<frac>\d{1,9}))?(?P<tz>[Zz]|[+-]\d{2}:\d{2})\Z")
-
-
-class EventError(ValueError):
-    """Raw input that is not a valid event.
-
-    ``reason`` is one of a small, fixed set of codes (safe as a metric label);
-    ``detail`` says in plain words what is wrong, naming the field.
-    """
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-def decimal_string(value: Any, *, allow_zero: bool) -> Decimal:
-    """An exact amount from a plain decimal string; raises ``ValueError`` saying what is wrong."""
-    if not isinstance(value, str):
-        raise ValueError('must be a decimal string such as "12.5" (JSON numbers lose precision)')
-    match = _DECIMAL.match(value)
-    if not match:
-        raise ValueError(f"{value[:60]!r} is not a plain decimal string (digits, optional fraction)")
-    if len(match["int"].lstrip("0")) > MAX_INTEGER_DIGITS:
-        raise ValueError(f"has more than {MAX_INTEGER_DIGITS} integer digits")
-    if match["frac"] and len(match["frac"]) > MAX_FRACTION_DIGITS:
-        raise ValueError(f"has more than {MAX_FRACTION_DIGITS} fraction digits")
-    amount = Decimal(value)
-    if amount < 0 or (amount == 0 and not allow_zero):
-        raise ValueError("must be greater than zero" if not allow_zero else "must not be negative")
-    return amount
-
-
-def _positive_amount(value: Any) -> Decimal:
-    return decimal_string(value, allow_zero=False)
-
-
-def _usd_value(value: Any) -> Decimal:
-    return decimal_string(value, allow_zero=True)
-
-
-def utc_timestamp(value: Any) -> datetime:
-    """A UTC moment from an RFC 3339 string; raises ``ValueError`` saying what is wrong."""
-    if not isinstance(value, str):
-        raise ValueError('must be an RFC 3339 string such as "2026-11-27T06:05:00Z"')
-    match = _RFC3339.match(value)
-    if not match:
-        raise ValueError(f"{value[:40]!r} is not an RFC 3339 timestamp with a time zone")
-    if match["tz"] not in ("Z", "z", "+00:00", "-00:00"):
-        raise ValueError(f"{value!r} must be in UTC (end in Z or +00:00)")
-    text = value if value[10] == "T" else value[:10] + "T" + value[11:]
-    if match["frac"] is not None and len(match["frac"]) > 6:
-        # Python's fromisoformat takes at most microseconds; drop extra nanosecond digits.
-        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    if match["tz"] == "z":
-        text = text[:-1] + "Z"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a valid date and time ({exc})") from None
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    if moment < EARLIEST_TIMESTAMP:
-        raise ValueError(f"{value!r} is before 2009-01-03, the first block of any chain we screen")
-    return moment
-
-
-def address_text(value: Any) -> str:
-    """An address as given (no spaces, 1 to 128 characters); raises ``ValueError`` otherwise."""
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    if not _ADDRESS.match(value):
-        raise ValueError(f"must be a non-empty address of at most {MAX_ADDRESS_LENGTH} characters without spaces")
-    return value
-
-
-Amount = Annotated[Decimal, BeforeValidator(_positive_amount)]
-UsdValue = Annotated[Decimal, BeforeValidator(_usd_value)]
-Timestamp = Annotated[datetime, BeforeValidator(utc_timestamp)]
-Address = Annotated[str, BeforeValidator(address_text)]
-NonEmpty = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
-#: An amount that may be zero (a chain transfer of no value), exact as the others.
-NonNegativeAmount = Annotated[Decimal, BeforeValidator(_usd_value)]
-
-
-class _Event(BaseModel):
-    """Fields every ledger event carries."""
-
-    # Unknown fields are ignored, not refused: the ledger may add fields before we do.
-    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
-
-    event_id: NonEmpty
-    account_id: NonEmpty
-    chain: str
-    asset: NonEmpty
-    amount: Amount
-    usd_value: UsdValue | None = None
-    timestamp: Timestamp
-
-    @field_validator("chain")
-    @classmethod
-    def _known_chain(cls, value: str) -> str:
-        return check_chain(value)
-
-    @cached_property
-    def epoch_ms(self) -> int:
-        """Exact epoch milliseconds of ``timestamp`` (computed once: every stateful rule needs it)."""
-        return epoch_ms(self.timestamp)
+    __slots__ = ()
+    _address_keys: dict[str, tuple[str, ...]]
 
     def address_keys(self, field: str) -> tuple[str, ...]:
         """The addresses of ``field`` in their normalised matching form (computed once per field)."""
-        keys: dict[str, tuple[str, ...]] = self.__dict__.setdefault("_address_keys", {})
-        found = keys.get(field)
+        found = self._address_keys.get(field)
         if found is None:
-            found = keys[field] = tuple(normalise_address(a) for a in self.addresses(field))
+            found = self._address_keys[field] = tuple(normalise_address(a) for a in self.addresses(field))
         return found
 
     def addresses(self, field: str) -> tuple[str, ...]:
@@ -193,35 +82,65 @@ class _Event(BaseModel):
         return tuple(value)
 
 
-class Deposit(_Event):
-    """Funds arriving at one of the exchange's deposit addresses."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deposit(_Addresses):
+    """Funds arriving at one of the exchange's deposit addresses. Built only by :func:`validate_event`."""
 
+    event_id: str
+    account_id: str
+    chain: str
+    asset: str
+    amount: Decimal
+    usd_value: Decimal | None = None
+    timestamp: datetime
     type: Literal["deposit"] = "deposit"
-    tx_hash: NonEmpty
-    from_addresses: Annotated[list[Address], Field(min_length=1, max_length=MAX_ADDRESSES)]
-    to_address: Address
+    tx_hash: str
+    from_addresses: list[str]
+    to_address: str
+    #: Exact epoch milliseconds of ``timestamp`` (every stateful rule needs it).
+    epoch_ms: int = field(init=False, repr=False, compare=False)
+    _address_keys: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "event_id", "account_id", "chain", "asset", "amount", "usd_value", "timestamp", "type", "tx_hash",
+        "from_addresses", "to_address",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        _derive(self)
 
 
-class Withdrawal(_Event):
-    """Funds leaving the exchange to an external address."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Withdrawal(_Addresses):
+    """Funds leaving the exchange to an external address. Built only by :func:`validate_event`."""
 
+    event_id: str
+    account_id: str
+    chain: str
+    asset: str
+    amount: Decimal
+    usd_value: Decimal | None = None
+    timestamp: datetime
     type: Literal["withdrawal"] = "withdrawal"
-    to_address: Address
-    tx_hash: NonEmpty | None = None
+    to_address: str
+    tx_hash: str | None = None
+    epoch_ms: int = field(init=False, repr=False, compare=False)
+    _address_keys: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "event_id", "account_id", "chain", "asset", "amount", "usd_value", "timestamp", "type", "to_address",
+        "tx_hash",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        _derive(self)
 
 
 Event = Deposit | Withdrawal
-_MODELS: dict[str, type[Deposit] | type[Withdrawal]] = {"deposit": Deposit, "withdrawal": Withdrawal}
 
 
-def _first_error(exc: ValidationError) -> EventError:
-    """Condense pydantic's report into one reason code and a plain sentence."""
-    problem = first_problem(exc)
-    field = ".".join(str(part) for part in problem.loc if part not in ("deposit", "withdrawal"))
-    if problem.kind == "missing":
-        return EventError("missing_field", f"required field {field!r} is missing")
-    more = f" (and {problem.more} more problem(s))" if problem.more else ""
-    return EventError("invalid_field", f"field {field!r}: {problem.message}{more}")
+def _derive(event: Event) -> None:
+    # Frozen: the derived fields are set once, here, as the dataclass machinery itself does.
+    object.__setattr__(event, "epoch_ms", epoch_ms(event.timestamp))
+    object.__setattr__(event, "_address_keys", {})
 
 
 def parse_event(raw: bytes | None, expected: EventType | None = None, now: datetime | None = None) -> Event:
@@ -342,57 +261,87 @@ def event_from_dict(data: Any, expected: EventType | None = None) -> Event:
     return validate_event(data, expected)
 
 
+_KINDS: dict[str, tuple[type[Deposit] | type[Withdrawal], type[DepositContract] | type[WithdrawalContract]]] = {
+    "deposit": (Deposit, DepositContract),
+    "withdrawal": (Withdrawal, WithdrawalContract),
+}
+
+
 def validate_event(data: Any, expected: EventType | None) -> Event:
     """A decoded JSON value (see :func:`decode_checked`) as a deposit or withdrawal."""
     if not isinstance(data, dict):
         raise EventError("invalid_json", f"value is a JSON {type(data).__name__}, expected an object")
     declared = data.get("type")
-    if declared is not None and declared not in _MODELS:
+    if declared is not None and declared not in _KINDS:
         raise EventError("invalid_field", f"field 'type': {str(declared)[:40]!r} is not deposit or withdrawal")
     if expected is not None:
         if declared is not None and declared != expected:
             raise EventError("type_mismatch", f"a {declared} on the {expected}s topic")
-        model = _MODELS[expected]
+        kind = expected
     elif declared is None:
         raise EventError("missing_field", "required field 'type' is missing (deposit or withdrawal)")
     else:
-        model = _MODELS[declared]
+        kind = declared
+    checked = _checked(data, kind)
+    if checked is not None:
+        return checked
+    event_class, contract = _KINDS[kind]
     try:
-        return model.model_validate(data)
+        model = contract.model_validate(data)
     except ValidationError as exc:
-        raise _first_error(exc) from None
+        raise first_error(exc) from None
+    return event_class(**{name: getattr(model, name) for name in event_class.FIELDS})
 
 
-def parse_moment(text: str) -> datetime:
-    """An RFC 3339 date or date-time read leniently, in UTC (a time without a zone is UTC).
+def _text(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_TEXT_LENGTH
 
-    For what people and files give the commands (``--since``, a test case's start, a list
-    version, a line to order by); events themselves are held to the strict contract of
-    :func:`parse_event`. Raises :class:`ValueError`.
+
+def _checked(data: dict[str, Any], kind: str) -> Event | None:
+    """``data`` as an event if it is one the contract accepts, else ``None`` (the contract then says why).
+
+    Exactly the contract's checks, in the common case only: every field of its JSON type,
+    no field that needs a closer look. ``None`` never means "invalid", only "ask the contract".
     """
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    get = data.get
+    event_id, account_id, chain, asset, tx_hash = (
+        get("event_id"),
+        get("account_id"),
+        get("chain"),
+        get("asset"),
+        get("tx_hash"),
+    )
+    if not (_text(event_id) and _text(account_id) and _text(asset) and type(chain) is str and chain in CHAINS):
+        return None
+    usd_value = get("usd_value")
+    try:
+        common: dict[str, Any] = {
+            "event_id": event_id, "account_id": account_id, "chain": chain, "asset": asset,
+            "amount": decimal_string(get("amount"), allow_zero=False),
+            "usd_value": None if usd_value is None else decimal_string(usd_value, allow_zero=True),
+            "timestamp": utc_timestamp(get("timestamp")), "to_address": address_text(get("to_address")),
+        }  # fmt: skip
+        if kind == "withdrawal":
+            if tx_hash is not None and not _text(tx_hash):
+                return None
+            return Withdrawal(**common, tx_hash=tx_hash)
+        senders = get("from_addresses")
+        if not (
+            type(tx_hash) is str and _text(tx_hash) and type(senders) is list and 0 < len(senders) <= MAX_ADDRESSES
+        ):
+            return None
+        return Deposit(**common, tx_hash=tx_hash, from_addresses=[address_text(a) for a in senders])
+    except ValueError:
+        return None
 
 
 def to_json_dict(event: Event) -> dict[str, Any]:
-    """The event as a JSON-ready dict: decimals as strings, timestamps in RFC 3339 UTC."""
-    data = event.model_dump(mode="json", exclude_none=True)
+    """The event as a JSON-ready dict (absent fields left out): decimals as strings, timestamps in RFC 3339 UTC."""
+    data: dict[str, Any] = {}
+    for name in event.FIELDS:
+        value = getattr(event, name)
+        if value is None:
+            continue
+        data[name] = str(value) if isinstance(value, Decimal) else list(value) if isinstance(value, list) else value
     data["timestamp"] = format_timestamp(event.timestamp)
     return data
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Exact epoch milliseconds of ``moment``."""
-    return (moment - EPOCH) // _MILLISECOND
-
-
-def format_timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z`` suffix and millisecond precision where needed."""
-    moment = moment.astimezone(UTC)
-    if moment.microsecond == 0:
-        spec = "seconds"
-    elif moment.microsecond % 1000 == 0:
-        spec = "milliseconds"
-    else:
-        spec = "microseconds"
-    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"

@@ -25,22 +25,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from streams.core.chains import CHAINS, check_chain, normalise_address
 from streams.core.errors import first_problem
-from streams.core.events import (
+from streams.core.event_contract import Address, NonEmpty, NonNegativeAmount, Timestamp, UsdValue
+from streams.core.event_values import (
     MAX_TEXT_LENGTH,
-    Address,
-    Event,
     EventError,
-    EventType,
-    NonEmpty,
-    NonNegativeAmount,
-    Timestamp,
-    UsdValue,
     address_text,
     decimal_string,
     epoch_ms,
     format_timestamp,
     utc_timestamp,
 )
+from streams.core.events import Event, EventType
 
 InputType = Literal["deposit", "withdrawal", "transfer"]
 

@@ -1,0 +1,85 @@
+"""The event contract: the fast check of deposits and withdrawals agrees with the pydantic contract of record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from streams.core.event_contract import DepositContract, WithdrawalContract
+from streams.core.events import Deposit, Event, EventError, Withdrawal, _checked, to_json_dict, validate_event
+from tests.core.test_transfers import ADDRESS, AMOUNT, STAMP, TEXT
+
+KINDS = {"deposit": (Deposit, DepositContract), "withdrawal": (Withdrawal, WithdrawalContract)}
+SENDERS = st.one_of(
+    st.lists(ADDRESS, max_size=3),
+    st.lists(st.from_regex(r"0x[0-9a-f]{40}", fullmatch=True), min_size=999, max_size=1001),
+    ADDRESS,
+    st.none(),
+)
+FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "event_id": TEXT,
+    "account_id": TEXT,
+    "chain": st.one_of(st.sampled_from(["ethereum", "bitcoin", "tron", "dogechain", "Ethereum"]), st.integers()),
+    "asset": TEXT,
+    "amount": AMOUNT,
+    "usd_value": AMOUNT,
+    "timestamp": STAMP,
+    "tx_hash": TEXT,
+    "from_addresses": SENDERS,
+    "to_address": ADDRESS,
+    "extra": st.integers(),
+}
+WELL_FORMED = st.fixed_dictionaries(
+    {
+        "event_id": st.text(min_size=1, max_size=256),
+        "account_id": st.text(min_size=1, max_size=256),
+        "chain": st.sampled_from(["ethereum", "bitcoin", "tron"]),
+        "asset": st.sampled_from(["ETH", "USDT"]),
+        "amount": st.from_regex(r"[0-9]{0,23}[1-9](\.[0-9]{1,18})?", fullmatch=True),
+        "timestamp": st.sampled_from(["2022-03-29T12:00:00Z", "2026-11-30T23:59:59.999Z"]),
+        "tx_hash": st.from_regex(r"0x[0-9a-f]{64}", fullmatch=True),
+        "from_addresses": st.lists(st.from_regex(r"0x[0-9a-fA-F]{40}", fullmatch=True), min_size=1, max_size=3),
+        "to_address": st.from_regex(r"0x[0-9a-fA-F]{40}", fullmatch=True),
+    },
+    optional={"usd_value": st.from_regex(r"[0-9]{1,10}\.[0-9]{2}", fullmatch=True), "extra": st.integers()},
+)
+
+
+def contract_verdict(data: dict[str, Any], kind: str) -> Event | str:
+    """What the pydantic contract makes of ``data``: the event, or "refused"."""
+    event_class, contract = KINDS[kind]
+    try:
+        model = contract.model_validate(data)
+    except ValidationError:
+        return "refused"
+    return event_class(**{name: getattr(model, name) for name in event_class.FIELDS})
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.fixed_dictionaries({}, optional=FIELDS), st.sampled_from(["deposit", "withdrawal"]))
+def test_the_fast_check_accepts_only_what_the_contract_accepts_with_the_same_values(
+    data: dict[str, Any], kind: str
+) -> None:
+    fast = _checked(data, kind)
+    verdict = contract_verdict(data, kind)
+    if fast is not None:
+        assert verdict == fast
+        assert fast.timestamp.tzinfo == verdict.timestamp.tzinfo  # type: ignore[union-attr]
+        assert fast.epoch_ms == verdict.epoch_ms  # type: ignore[union-attr]
+    try:
+        parsed: Event | str = validate_event(data, kind)  # type: ignore[arg-type]
+    except EventError:
+        parsed = "refused"
+    assert parsed == verdict
+
+
+@settings(max_examples=300, deadline=None)
+@given(WELL_FORMED, st.sampled_from(["deposit", "withdrawal"]))
+def test_the_fast_check_carries_every_well_formed_event(data: dict[str, Any], kind: str) -> None:
+    fast = _checked(data, kind)
+    assert fast is not None and type(fast) is KINDS[kind][0]
+    assert fast == contract_verdict(data, kind)
+    assert validate_event(to_json_dict(fast), kind) == fast  # what rule tests and state write is read back the same  # type: ignore[arg-type]
