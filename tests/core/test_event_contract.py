@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import given, settings
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streams.core.event_contract import DepositContract, WithdrawalContract
+from streams.core.event_values import decimal_string
 from streams.core.events import Deposit, Event, EventError, Withdrawal, _checked, to_json_dict, validate_event
 from tests.core.test_transfers import ADDRESS, AMOUNT, STAMP, TEXT
 
@@ -83,3 +85,29 @@ def test_the_fast_check_carries_every_well_formed_event(data: dict[str, Any], ki
     assert fast is not None and type(fast) is KINDS[kind][0]
     assert fast == contract_verdict(data, kind)
     assert validate_event(to_json_dict(fast), kind) == fast  # what rule tests and state write is read back the same  # type: ignore[arg-type]
+
+
+def regex_decimal(value: Any, allow_zero: bool) -> Decimal | str:
+    """The amount check as a regex alone (its form before the fast path): the reference."""
+    import re
+
+    match = re.match(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z", value) if isinstance(value, str) else None
+    if match is None or len(match["int"].lstrip("0")) > 24 or len(match["frac"] or "") > 18:
+        return "refused"
+    amount = Decimal(value)
+    return "refused" if amount < 0 or (amount == 0 and not allow_zero) else amount
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.one_of(
+        AMOUNT, st.text(alphabet="0123456789.-+e ²٣", max_size=30), st.from_regex(r"[0-9]{20,30}(\.[0-9]{15,20})?")
+    ),
+    st.booleans(),
+)
+def test_amounts_are_read_as_the_plain_decimal_pattern_reads_them(value: Any, allow_zero: bool) -> None:
+    try:
+        found: Decimal | str = decimal_string(value, allow_zero=allow_zero)
+    except ValueError:
+        found = "refused"
+    assert found == regex_decimal(value, allow_zero)
