@@ -3,7 +3,8 @@
 # (docs/operations.md, "Who may do what"). Run it once per cluster with an admin's credentials.
 #
 #   deploy/kafka/acls.sh --bootstrap HOST:PORT [--command-config admin.properties] \
-#       --worker User:sentinel-worker --publisher User:sentinel-publisher --reader User:alerts-reader
+#       --worker User:sentinel-worker --publisher User:sentinel-publisher --reader User:alerts-reader \
+#       [--console User:sentinel-console]
 #
 #   worker     reads the input, control and allowlist topics, writes alerts and dead letters, owns its
 #              consumer group and its internal topics (<app id>-..., the rule-state changelog);
@@ -13,10 +14,13 @@
 #              topic, nothing else (`sentinel rules publish`, `sentinel allow`)
 #   reader     reads alerts and dead letters (`sentinel watch`, the compliance case tools, with
 #              group --reader-group if it commits offsets); it can NOT produce alerts
+#   console    (optional) `sentinel console`: reads alerts, reads and writes (and may create) the
+#              dispositions topic, writes the allowlist topic (entries are signed besides); it
+#              can NOT produce alerts
 #
 # Topic names and the app id come from the same SENTINEL_* variables the worker reads
 # (defaults: deposits, withdrawals, freeze-alerts, sentinel-dlq, sentinel-control, sentinel-allowlist,
-# deposit-sentinel). The ACL tool is Kafka's own (org.apache.kafka.tools.AclCommand); by
+# alert-dispositions, deposit-sentinel). The ACL tool is Kafka's own (org.apache.kafka.tools.AclCommand); by
 # default it runs from the jars deploy/kafka/broker.sh resolves, or set SENTINEL_KAFKA_ACLS
 # to a command such as kafka-acls.sh.
 set -euo pipefail
@@ -24,7 +28,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "acls.sh: $*" >&2; exit 1; }
 
-bootstrap="" config="" worker="" publisher="" reader="" reader_group=""
+bootstrap="" config="" worker="" publisher="" reader="" reader_group="" console=""
 while (($#)); do
   case $1 in
     --bootstrap) bootstrap=$2; shift 2 ;;
@@ -33,11 +37,12 @@ while (($#)); do
     --publisher) publisher=$2; shift 2 ;;
     --reader) reader=$2; shift 2 ;;
     --reader-group) reader_group=$2; shift 2 ;;
+    --console) console=$2; shift 2 ;;
     *) die "unknown argument $1 (see the header of this script)" ;;
   esac
 done
 [[ -n $bootstrap && -n $worker && -n $publisher && -n $reader ]] \
-  || die "usage: acls.sh --bootstrap HOST:PORT [--command-config FILE] --worker P --publisher P --reader P [--reader-group G]"
+  || die "usage: acls.sh --bootstrap HOST:PORT [--command-config FILE] --worker P --publisher P --reader P [--reader-group G] [--console P]"
 
 deposits=${SENTINEL_DEPOSITS_TOPIC:-deposits}
 withdrawals=${SENTINEL_WITHDRAWALS_TOPIC:-withdrawals}
@@ -45,6 +50,7 @@ alerts=${SENTINEL_ALERTS_TOPIC:-freeze-alerts}
 dlq=${SENTINEL_DEAD_LETTER_TOPIC:-sentinel-dlq}
 control=${SENTINEL_CONTROL_TOPIC:-sentinel-control}
 allowlist=${SENTINEL_ALLOWLIST_TOPIC:-sentinel-allowlist}
+dispositions=${SENTINEL_DISPOSITIONS_TOPIC:-alert-dispositions}
 app_id=${SENTINEL_APP_ID:-deposit-sentinel}
 
 if [[ -n ${SENTINEL_KAFKA_ACLS:-} ]]; then
@@ -78,4 +84,11 @@ acl --allow-principal "$reader" --operation Read --operation Describe --topic "$
 if [[ -n $reader_group ]]; then
   acl --allow-principal "$reader" --operation Read --operation Describe --group "$reader_group"
 fi
-echo "ACLs set: worker $worker, publisher $publisher, reader $reader (app id $app_id)"
+# The console (docs/console.md): no consumer group, it reads every partition itself.
+if [[ -n $console ]]; then
+  acl --allow-principal "$console" --operation Read --operation Describe --topic "$alerts"
+  acl --allow-principal "$console" --operation Read --operation Write --operation Describe --operation Create \
+    --topic "$dispositions"
+  acl --allow-principal "$console" --operation Write --operation Describe --topic "$allowlist"
+fi
+echo "ACLs set: worker $worker, publisher $publisher, reader $reader${console:+, console $console} (app id $app_id)"

@@ -20,7 +20,12 @@ from tests.integration.helpers import REPO
 BROKER = REPO / "deploy" / "kafka" / "broker.sh"
 #: The broker's super user (as in deploy/kafka/broker.sh) and the recipe's three principals.
 ADMIN_PASSWORD = "sentinel-secret"
-USERS = {"sentinel-worker": "worker-secret", "sentinel-publisher": "publisher-secret", "alerts-reader": "reader-secret"}
+USERS = {
+    "sentinel-worker": "worker-secret",
+    "sentinel-publisher": "publisher-secret",
+    "alerts-reader": "reader-secret",
+    "sentinel-console": "console-secret",
+}
 
 
 @dataclass(frozen=True)

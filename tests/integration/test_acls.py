@@ -1,6 +1,6 @@
 """The ACL recipe (deploy/kafka/acls.sh) on a real broker with KRaft's StandardAuthorizer.
 
-Three SCRAM users get the recipe's ACLs; each may do its job and nothing more, and a denied
+Four SCRAM users get the recipe's ACLs; each may do its job and nothing more, and a denied
 action is one clear error, not a retry storm.
 """
 
@@ -10,9 +10,11 @@ import asyncio
 import re
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import orjson
@@ -23,6 +25,7 @@ from streams.shell.clients import started_producer
 from streams.shell.settings import Settings
 from streams.shell.signing import generate_key_pair
 from tests.factories import RONIN_EXPLOITER, deposit, raw
+from tests.integration.browser import TOKEN, start_console
 from tests.integration.conftest import USERS, SecureBroker
 from tests.integration.helpers import (
     REPO,
@@ -90,6 +93,8 @@ def cluster(secure_broker: SecureBroker, tmp_path_factory: pytest.TempPathFactor
             "User:sentinel-publisher",
             "--reader",
             "User:alerts-reader",
+            "--console",
+            "User:sentinel-console",
         ],
         env=env,
         capture_output=True,
@@ -152,8 +157,35 @@ def test_a_reader_reads_alerts_but_cannot_produce_them(cluster: Cluster) -> None
     assert watched.returncode == 0, watched.stderr
     assert "FREEZE" in watched.stdout and "acct-acl: Deposit" in watched.stdout
 
+    cannot_forge_an_alert(cluster, "alerts-reader")
+
+
+def test_the_console_shows_alerts_and_records_decisions_but_cannot_produce_alerts(cluster: Cluster) -> None:
+    settings = cluster.as_user("sentinel-console").model_copy(update={"console_tokens": f"alice:{TOKEN}"})
+    console = start_console(settings, cluster.workdir, "acl-console")
+    try:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar := CookieJar()))
+        opener.open(urllib.request.Request(f"{console.url}/login", data=f"token={TOKEN}".encode()), timeout=10)
+        with opener.open(f"{console.url}/api/queue", timeout=10) as answer:
+            rows = orjson.loads(answer.read())["rows"]
+        assert [row["account_id"] for row in rows] == ["acct-acl"]
+        csrf = next(c.value for c in jar if c.name == "sentinel_console_csrf")
+        decide = urllib.request.Request(
+            f"{console.url}/api/alerts/{rows[0]['alert_id']}/disposition",
+            data=orjson.dumps({"status": "confirmed", "note": "checked against the SDN entry"}),
+            headers={"Content-Type": "application/json", "X-CSRF-Token": csrf or ""},
+        )
+        with opener.open(decide, timeout=30) as answer:
+            assert orjson.loads(answer.read())["status"] == "confirmed"
+    finally:
+        console.stop()
+    assert "Traceback" not in console.log(), console.log()[-3000:]
+    cannot_forge_an_alert(cluster, "sentinel-console")
+
+
+def cannot_forge_an_alert(cluster: Cluster, user: str) -> None:
     async def forge() -> None:
-        async with started_producer(cluster.as_user("alerts-reader")) as producer:
+        async with started_producer(cluster.as_user(user)) as producer:
             await producer.send_and_wait(cluster.base.alerts_topic, b'{"forged": true}', key=b"acct-acl")
 
     denied_before = cluster.denials()

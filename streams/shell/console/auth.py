@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class ConsoleAuth:
         if session_id:
             self._sessions.pop(session_id, None)
 
-    def user(self, cookies: dict[str, str], headers: dict[str, str]) -> str | None:
+    def user(self, cookies: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
         """The user of a request, or ``None`` if it is not authenticated."""
         if self.mode == "proxy":
             name = headers.get(self.user_header, "").strip()
@@ -81,8 +82,8 @@ class ConsoleAuth:
             del self._sessions[key]
 
 
-def csrf_ok(cookies: dict[str, str], headers: dict[str, str]) -> bool:
-    """Whether an action carries the CSRF cookie's value in its header."""
+def csrf_ok(cookies: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+    """Whether an action carries the CSRF cookie's value in its header (``headers`` matches names in any case)."""
     cookie, header = cookies.get(CSRF_COOKIE, ""), headers.get(CSRF_HEADER, "")
     return len(cookie) >= 32 and hmac.compare_digest(cookie.encode(), header.encode())
 

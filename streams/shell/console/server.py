@@ -110,14 +110,15 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in _OPEN or request.path.startswith("/static/login"):
         return await handler(request)
-    user = request.app[AUTH_KEY].user(dict(request.cookies), dict(request.headers))
+    # The headers as aiohttp gives them: names match in any case (HTTP/2 proxies lower-case them).
+    user = request.app[AUTH_KEY].user(request.cookies, request.headers)
     if user is None:
         if request.path.startswith("/api/"):
             return _json({"error": "unauthenticated", "detail": "sign in first"}, 401)
         raise web.HTTPSeeOther("/login")
     request[USER] = user
     if request.method == "POST":
-        if not csrf_ok(dict(request.cookies), dict(request.headers)):
+        if not csrf_ok(request.cookies, request.headers):
             return _json({"error": "csrf", "detail": "missing or wrong CSRF token: reload the page"}, 403)
         origin = request.headers.get("Origin")
         # Host only, not scheme: behind a proxy that ends TLS the console itself sees http.

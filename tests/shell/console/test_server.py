@@ -174,3 +174,17 @@ async def test_an_unconfirmed_disposition_is_a_503_and_a_proxy_ending_tls_is_no_
     feed.decide = no_answer
     late = await client.post("/api/alerts/fan-1/disposition", json=body, headers={CSRF_HEADER: csrf})
     assert late.status == 503 and "reload the alert" in (await late.json())["detail"]
+
+
+async def test_header_names_match_in_any_case(console: Any, tmp_path: Path) -> None:
+    client, _ = console
+    csrf = await sign_in(client)
+    body = {"status": "escalated", "note": "to the MLRO"}
+    lower = await client.post("/api/alerts/fan-1/disposition", json=body, headers={CSRF_HEADER.lower(): csrf})
+    assert lower.status == 200
+    settings = Settings(console_auth="proxy")
+    queue, hub = AlertQueue(), PageHub()
+    app = make_app(ConsoleAuth(settings), queue, StandInFeed(queue, hub), hub, AllowlistAction(settings, RULES))  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as proxied:
+        answer = await proxied.get("/api/queue", headers={"x-forwarded-user": "dave"})
+        assert answer.status == 200 and (await answer.json())["user"] == "dave"
