@@ -59,11 +59,26 @@ EventType = Literal["deposit", "withdrawal"]
 EVENT_TYPES: tuple[EventType, ...] = ("deposit", "withdrawal")
 
 
-class _Addresses:
-    """What every event answers about its addresses."""
+@dataclass(slots=True, kw_only=True)
+class LedgerEvent:
+    """Fields every ledger event carries, and what it answers about its addresses."""
 
-    __slots__ = ()
-    _address_keys: dict[str, tuple[str, ...]]
+    event_id: str
+    account_id: str
+    chain: str
+    asset: str
+    amount: Decimal
+    usd_value: Decimal | None = None
+    timestamp: datetime
+    #: Exact epoch milliseconds of ``timestamp`` (every stateful rule needs it).
+    epoch_ms: int = field(init=False, repr=False, compare=False)
+    _address_keys: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Not frozen: a frozen dataclass sets every field through object.__setattr__, which
+        # doubled the cost of an event. Nothing changes an event after this.
+        self.epoch_ms = epoch_ms(self.timestamp)
+        self._address_keys = {}
 
     def address_keys(self, field: str) -> tuple[str, ...]:
         """The addresses of ``field`` in their normalised matching form (computed once per field)."""
@@ -83,65 +98,35 @@ class _Addresses:
 
 
 @dataclass(slots=True, kw_only=True)
-class Deposit(_Addresses):
+class Deposit(LedgerEvent):
     """Funds arriving at one of the exchange's deposit addresses. Built only by :func:`validate_event`."""
 
-    event_id: str
-    account_id: str
-    chain: str
-    asset: str
-    amount: Decimal
-    usd_value: Decimal | None = None
-    timestamp: datetime
     type: Literal["deposit"] = "deposit"
     tx_hash: str
     from_addresses: list[str]
     to_address: str
-    #: Exact epoch milliseconds of ``timestamp`` (every stateful rule needs it).
-    epoch_ms: int = field(init=False, repr=False, compare=False)
-    _address_keys: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    #: The fields of the JSON form, in its order.
     FIELDS: ClassVar[tuple[str, ...]] = (
         "event_id", "account_id", "chain", "asset", "amount", "usd_value", "timestamp", "type", "tx_hash",
         "from_addresses", "to_address",
     )  # fmt: skip
 
-    def __post_init__(self) -> None:
-        _derive(self)
-
 
 @dataclass(slots=True, kw_only=True)
-class Withdrawal(_Addresses):
+class Withdrawal(LedgerEvent):
     """Funds leaving the exchange to an external address. Built only by :func:`validate_event`."""
 
-    event_id: str
-    account_id: str
-    chain: str
-    asset: str
-    amount: Decimal
-    usd_value: Decimal | None = None
-    timestamp: datetime
     type: Literal["withdrawal"] = "withdrawal"
     to_address: str
     tx_hash: str | None = None
-    epoch_ms: int = field(init=False, repr=False, compare=False)
-    _address_keys: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    #: The fields of the JSON form, in its order.
     FIELDS: ClassVar[tuple[str, ...]] = (
         "event_id", "account_id", "chain", "asset", "amount", "usd_value", "timestamp", "type", "to_address",
         "tx_hash",
     )  # fmt: skip
 
-    def __post_init__(self) -> None:
-        _derive(self)
-
 
 Event = Deposit | Withdrawal
-
-
-def _derive(event: Event) -> None:
-    # Not frozen: a frozen dataclass sets every field through object.__setattr__, which
-    # doubled the cost of an event. Nothing changes an event after this.
-    event.epoch_ms = epoch_ms(event.timestamp)
-    event._address_keys = {}
 
 
 def parse_event(raw: bytes | None, expected: EventType | None = None, now: datetime | None = None) -> Event:

@@ -62,9 +62,6 @@ class PageHub:
             queue.put_nowait(None)
         self._pages.clear()
 
-    def __len__(self) -> int:
-        return len(self._pages)
-
 
 class ConsoleFeed:
     """Keeps an :class:`AlertQueue` in step with the two topics and writes new dispositions."""

@@ -199,6 +199,7 @@ async def api_queue(request: web.Request) -> web.Response:
             "facets": facet_values(),
             "alerts": len(queue),
             "unreadable": queue.unreadable,
+            "unreadable_dispositions": request.app[FEED_KEY].unreadable_dispositions,
             "user": request[USER],
         }
     )

@@ -33,6 +33,7 @@ class StandInFeed:
         self.caught_up = asyncio.Event()
         self.caught_up.set()
         self.written: list[Disposition] = []
+        self.unreadable_dispositions = 0
 
     async def decide(self, disposition: Disposition) -> None:
         self.written.append(disposition)

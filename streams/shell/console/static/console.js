@@ -88,7 +88,8 @@ async function showQueue() {
   const data = await api(`/api/queue?${params}`);
   setUser(data.user);
   document.getElementById("totals").textContent =
-    `${data.alerts} alerts` + (data.unreadable ? `, ${data.unreadable} unreadable records` : "");
+    `${data.alerts} alerts` + (data.unreadable ? `, ${data.unreadable} unreadable records` : "") +
+    (data.unreadable_dispositions ? `, ${data.unreadable_dispositions} unreadable dispositions` : "");
   state.rows = data.rows;
   state.selected = Math.min(state.selected, Math.max(0, data.rows.length - 1));
   const filters = el("form", { class: "filters", id: "filters", onsubmit: (e) => e.preventDefault() });
