@@ -19,30 +19,17 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from streams.shell.settings import Settings
 from tests.data import REPO
-from tests.integration.helpers import free_port, settings_env
+from tests.integration.helpers import LoggedProcess, free_port, settings_env
 
 ARTIFACTS = REPO / "test-artifacts" / "console"
 TOKEN = "alice-console-token-0123456789"
 
 
 @dataclass
-class Console:
+class Console(LoggedProcess):
     """A `sentinel console` process."""
 
-    process: subprocess.Popen[bytes]
-    log_path: Path
     url: str
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
 
 
 def start_console(settings: Settings, workdir: Path, name: str) -> Console:

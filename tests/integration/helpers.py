@@ -110,19 +110,14 @@ async def collect(
 
 
 @dataclass
-class WorkerProcess:
-    """A ``sentinel worker`` subprocess with its log."""
+class LoggedProcess:
+    """A ``sentinel`` subprocess with its log."""
 
     process: subprocess.Popen[bytes]
     log_path: Path
-    metrics_url: str
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
-            return str(response.read().decode())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.process.poll() is None:
@@ -133,6 +128,17 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait(10)
         return int(self.process.returncode)
+
+
+@dataclass
+class WorkerProcess(LoggedProcess):
+    """A ``sentinel worker`` subprocess with its log and metrics."""
+
+    metrics_url: str
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            return str(response.read().decode())
 
 
 def start_worker(settings: Settings, workdir: Path, name: str = "worker") -> WorkerProcess:
