@@ -1,6 +1,6 @@
 """The console's Kafka side: read alerts and dispositions into the queue, write dispositions, tell open pages.
 
-Every console reads every partition of ``freeze-alerts`` (from ``SENTINEL_CONSOLE_HISTORY``
+Every console reads every partition of ``freeze-alerts`` (``SENTINEL_CONSOLE_HISTORY_DAYS``
 back, found with the broker's offsets for times) and the whole ``alert-dispositions``
 topic, without a consumer group: a group would share the partitions out between consoles,
 and each console must show the whole queue. Nothing is stored elsewhere, so a console
@@ -138,9 +138,12 @@ class ConsoleFeed:
             for tp, records in batches.items():
                 for record in records:
                     self._take(tp, record.partition, record.offset, record.value)
-                self._read_to[tp] = records[-1].offset + 1
-                if tp in pending and self._read_to[tp] >= pending[tp]:
-                    del pending[tp]
+            # The fetch position, not the last record's offset + 1: it also passes what a
+            # record does not show (control markers, offsets compacted away).
+            for tp in {*batches, *pending}:
+                self._read_to[tp] = await self._consumer.position(tp)
+            for tp in [tp for tp, end in pending.items() if self._read_to[tp] >= end]:
+                del pending[tp]
             if not self.caught_up.is_set() and not pending:
                 log.info("console: %d alerts read (%d unreadable)", len(self.queue), self.queue.unreadable)
                 self.caught_up.set()

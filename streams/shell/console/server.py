@@ -98,6 +98,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:  # redirects and refusals: raised, as aiohttp wants them
         exc.headers.update(SECURITY_HEADERS)
         raise
+    if response.prepared:  # a stream (the updates) sent its own headers before its first byte
+        return response
     response.headers.update(SECURITY_HEADERS)
     if request.path.startswith("/api/"):
         response.headers["Cache-Control"] = "no-store"
