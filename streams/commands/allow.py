@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import secrets
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,8 @@ import orjson
 
 from streams.commands.common import ruleset as load_rules
 from streams.commands.common import settings as settings_from_env
-from streams.core.allowlist import Allowlist, AllowlistChange, describe, scope_problem
-from streams.core.events import format_timestamp, parse_moment
-from streams.core.rules.durations import parse_duration_ms
+from streams.core.allowlist import Allowlist, AllowlistChange, describe, parse_until, scope_problem
+from streams.core.events import format_timestamp
 from streams.core.rules.engine import Ruleset
 from streams.shell.settings import Settings
 
@@ -75,21 +74,6 @@ def _signing_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_until(text: str, now: datetime) -> datetime:
-    """An expiry as people write it: ``30d``, ``2026-12-31`` (through that day) or a full time."""
-    try:
-        return now + timedelta(milliseconds=parse_duration_ms(text))
-    except ValueError:
-        pass
-    try:
-        moment = parse_moment(text)
-    except ValueError:
-        raise SystemExit(f"sentinel: --until {text!r}: write a date (2026-12-31), a time or a duration (30d)") from None
-    if len(text.strip()) == 10:  # a bare date: the entry holds through that whole day
-        moment += timedelta(days=1)
-    return moment
-
-
 def check_scope(ruleset: Ruleset, rule_id: str | None, typology: str | None) -> None:
     """Refuse an entry for an unknown rule or typology, or one that would touch a non-overridable rule."""
     problem = scope_problem((r.spec for r in ruleset.rules), rule_id, typology)
@@ -112,7 +96,7 @@ def cmd_allow_add(args: argparse.Namespace) -> int:
         typology=args.typology,
         account_id=args.account,
         address=args.address,
-        until=parse_until(args.until, now),
+        until=_until(args.until, now),
     )
     signer = _publish(settings, change, args)
     assert change.until is not None
@@ -178,6 +162,13 @@ def cmd_allow_history(args: argparse.Namespace) -> int:
                 f"  by {change.by}: {change.reason}"
             )
     return 0
+
+
+def _until(text: str, now: datetime) -> datetime:
+    try:
+        return parse_until(text, now)
+    except ValueError as exc:
+        raise SystemExit(f"sentinel: --until {exc}") from None
 
 
 def _change(**fields: Any) -> AllowlistChange:

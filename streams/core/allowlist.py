@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from streams.core.chains import normalise_address
 from streams.core.events import Event, epoch_ms, format_timestamp, parse_moment
+from streams.core.rules.durations import parse_duration_ms
 from streams.core.taxonomy import Typology
 
 if TYPE_CHECKING:  # the engine imports this module
@@ -287,3 +288,21 @@ def scope_problem(rules: Iterable[RuleSpec], rule_id: str | None, typology: str 
             " allowlist the other rules one by one"
         )
     return None
+
+
+def parse_until(text: str, now: datetime) -> datetime:
+    """An expiry as people write it: ``30d``, ``2026-12-31`` (through that day) or a full time.
+
+    Raises ``ValueError`` saying what to write instead.
+    """
+    try:
+        return now + timedelta(milliseconds=parse_duration_ms(text))
+    except ValueError:
+        pass
+    try:
+        moment = parse_moment(text)
+    except ValueError:
+        raise ValueError(f"{text[:40]!r}: write a date (2026-12-31), a time or a duration (30d)") from None
+    if len(text.strip()) == 10:  # a bare date: the entry holds through that whole day
+        moment += timedelta(days=1)
+    return moment

@@ -209,15 +209,16 @@ class AlertQueue:
 
     def add_alert(self, raw: bytes | None, partition: int, offset: int) -> QueuedAlert | None:
         """Read one record of the alert topic; the new alert, or ``None`` (repeated or unreadable)."""
-        alert = read_alert(raw)
-        if alert is None:
+        read = _read_alert(raw)
+        if read is None:
             self.unreadable += 1
             return None
+        alert, event_ms = read
         if alert["alert_id"] in self._alerts:
             self.repeated += 1
             return None
         waiting = self._waiting.pop(alert["alert_id"], [])
-        item = QueuedAlert(alert, partition, offset, waiting, epoch_ms(parse_moment(alert["event_time"])))
+        item = QueuedAlert(alert, partition, offset, waiting, event_ms)
         self._alerts[item.alert_id] = item
         return item
 
@@ -253,10 +254,10 @@ class AlertQueue:
             if not missed:  # admitted: counted under each of its values
                 passed.append(item)
                 for tally, value in zip(tallies, values, strict=True):
-                    tally[value] = tally.get(value, 0) + 1
+                    tally[value] += 1  # every value is a key: read alerts hold only known ones
             elif len(missed) == 1:  # admitted but for one facet: counted under that facet's value only
                 k = missed[0]
-                tallies[k][values[k]] = tallies[k].get(values[k], 0) + 1
+                tallies[k][values[k]] += 1
         passed.sort(key=_order_key(order))
         return QueuePage([item.row() for item in passed[offset : offset + limit]], len(passed), counts)
 
@@ -275,6 +276,12 @@ def _order_key(order: str) -> Any:
 
 def read_alert(raw: bytes | None) -> dict[str, Any] | None:
     """An alert record's JSON if it has what the console shows, else ``None``."""
+    read = _read_alert(raw)
+    return None if read is None else read[0]
+
+
+def _read_alert(raw: bytes | None) -> tuple[dict[str, Any], int] | None:
+    """An alert record's JSON and its event time in epoch milliseconds, or ``None``."""
     try:
         alert = orjson.loads(raw or b"")
     except orjson.JSONDecodeError:
@@ -286,10 +293,9 @@ def read_alert(raw: bytes | None) -> dict[str, Any] | None:
     if not isinstance(alert.get("evidence", {}), dict) or not isinstance(alert.get("event_ids", []), list):
         return None
     try:
-        parse_moment(alert["event_time"])
+        return alert, epoch_ms(parse_moment(alert["event_time"]))
     except ValueError:
         return None
-    return alert
 
 
 def facet_values() -> dict[str, list[str]]:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from streams.shell.settings import Settings
 
 SCOPES = frozenset({"withdrawal", "address"})
@@ -44,17 +46,9 @@ class Callers:
     @classmethod
     def from_settings(cls, settings: Settings) -> Callers:
         """The callers of the environment and of the tokens file; ValueError naming a bad line (never its token)."""
-        entries: list[tuple[str, str, frozenset[str]]] = []
-        if settings.screening_tokens is not None:
-            for n, item in enumerate(settings.screening_tokens.get_secret_value().split(","), 1):
-                if item.strip():
-                    entries.append(_entry(item.strip().split(":"), "+", f"SENTINEL_SCREENING_TOKENS item {n}"))
-        if settings.screening_tokens_file is not None:
-            text = Path(settings.screening_tokens_file).read_text(encoding="utf-8")
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip() and not line.lstrip().startswith("#"):
-                    entries.append(_entry(line.split(), ",", f"{settings.screening_tokens_file} line {n}"))
-        return cls(entries)
+        items = token_items(settings.screening_tokens, "SENTINEL_SCREENING_TOKENS", settings.screening_tokens_file)
+        # Scopes are joined by '+' in the environment (',' already separates callers there), by ',' in a file.
+        return cls([_entry(parts, "," if in_file else "+", where) for where, parts, in_file in items])
 
     def identify(self, authorization: str | None) -> Caller | None:
         """The caller whose token ``authorization`` (``Bearer <token>``) carries, or None."""
@@ -66,6 +60,24 @@ class Callers:
             if hmac.compare_digest(known, digest):
                 found = caller
         return found
+
+
+def token_items(listed: SecretStr | None, variable: str, file: Path | None) -> list[tuple[str, list[str], bool]]:
+    """Each item of a tokens setting: where it is (for errors; never the token), its parts, whether from the file.
+
+    ``listed`` holds comma-separated items of ``:``-separated parts (the variable ``variable``);
+    ``file`` one item per line, parts separated by spaces, ``#`` comments.
+    """
+    items: list[tuple[str, list[str], bool]] = []
+    if listed is not None:
+        for n, item in enumerate(listed.get_secret_value().split(","), 1):
+            if item.strip():
+                items.append((f"{variable} item {n}", item.strip().split(":"), False))
+    if file is not None:
+        for n, line in enumerate(Path(file).read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                items.append((f"{file} line {n}", line.split(), True))
+    return items
 
 
 def _digest(token: str) -> bytes:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from streams.core.allowlist import AllowlistChange, scope_problem
-from streams.core.events import format_timestamp, parse_moment
-from streams.core.rules.durations import parse_duration_ms
+from streams.core.allowlist import AllowlistChange, parse_until, scope_problem
+from streams.core.events import format_timestamp
 from streams.core.rules.engine import Ruleset
 from streams.core.triage import STATUSES, Disposition, QueuedAlert, TriageError
 from streams.shell.allowlist_feed import publish_change
@@ -112,16 +111,11 @@ class AllowlistAction:
 
 def _until(value: Any, now: datetime) -> datetime:
     if not isinstance(value, str) or not value.strip():
-        raise ActionRefusedError(400, "until is required: a duration such as 30d, or a time")
+        raise ActionRefusedError(400, "until is required: a duration such as 30d, a date or a time")
     try:
-        return datetime.fromtimestamp(now.timestamp() + parse_duration_ms(value) / 1000, UTC)
-    except ValueError:
-        pass
-    try:
-        return parse_moment(value)
-    except ValueError:
-        problem = f"until {value[:40]!r}: write a duration (30d) or a time (2026-12-31T00:00:00Z)"
-        raise ActionRefusedError(400, problem) from None
+        return parse_until(value, now)
+    except ValueError as exc:
+        raise ActionRefusedError(400, f"until {exc}") from None
 
 
 def evidence_addresses(alert: Mapping[str, Any]) -> list[str]:

@@ -20,9 +20,8 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from streams.shell.screening_auth import Callers
+from streams.shell.screening_auth import Callers, token_items
 from streams.shell.settings import Settings
 
 SESSION_COOKIE = "sentinel_console_session"
@@ -95,21 +94,9 @@ def new_csrf_token() -> str:
 
 def _token_entries(settings: Settings) -> list[tuple[str, str, frozenset[str]]]:
     """Users and tokens of the environment and of the tokens file; ValueError naming a bad item (never its token)."""
-    found: list[tuple[str, list[str]]] = []
-    if settings.console_tokens is not None:
-        items = settings.console_tokens.get_secret_value().split(",")
-        for n, item in enumerate(items, 1):
-            if item.strip():
-                found.append((f"SENTINEL_CONSOLE_TOKENS item {n}", item.strip().split(":")))
-    if settings.console_tokens_file is not None:
-        lines = Path(settings.console_tokens_file).read_text(encoding="utf-8").splitlines()
-        found += [
-            (f"{settings.console_tokens_file} line {n}", line.split())
-            for n, line in enumerate(lines, 1)
-            if line.strip() and not line.lstrip().startswith("#")
-        ]
+    found = token_items(settings.console_tokens, "SENTINEL_CONSOLE_TOKENS", settings.console_tokens_file)
     entries = []
-    for where, parts in found:
+    for where, parts, _ in found:
         if len(parts) != 2 or not parts[0] or len(parts[1]) < 16:
             raise ValueError(f"{where}: expected a user name and a token of at least 16 characters")
         entries.append((parts[0], parts[1], frozenset[str]()))

@@ -110,7 +110,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in _OPEN or request.path.startswith("/static/login"):
+    if request.path in _OPEN:
         return await handler(request)
     # The headers as aiohttp gives them: names match in any case (HTTP/2 proxies lower-case them).
     user = request.app[AUTH_KEY].user(request.cookies, request.headers)

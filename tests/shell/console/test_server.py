@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from streams.core.rules.loader import load_ruleset
 from streams.core.triage import AlertQueue, Disposition
-from streams.shell.console.actions import AllowlistAction
+from streams.shell.console.actions import ActionRefusedError, AllowlistAction
 from streams.shell.console.auth import CSRF_COOKIE, CSRF_HEADER, ConsoleAuth
 from streams.shell.console.feed import PageHub
 from streams.shell.console.server import make_app
@@ -189,3 +190,18 @@ async def test_header_names_match_in_any_case(console: Any, tmp_path: Path) -> N
     async with TestClient(TestServer(app)) as proxied:
         answer = await proxied.get("/api/queue", headers={"x-forwarded-user": "dave"})
         assert answer.status == 200 and (await answer.json())["user"] == "dave"
+
+
+def test_an_entry_from_the_console_reads_its_expiry_as_the_command_does() -> None:
+    settings = Settings()
+    action = AllowlistAction(settings, RULES)
+    queue = AlertQueue()
+    item = queue.add_alert(orjson.dumps(alert(alert_id="fan-9", rule_id="fan-in", typology="fan_in")), 0, 0)
+    assert item is not None
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    body = {"scope": "rule", "subject": "account", "reason": "payroll"}
+    assert action.change_for(item, {**body, "until": "30d"}, "alice", now).until == now + timedelta(days=30)
+    through_the_day = action.change_for(item, {**body, "until": "2026-12-31"}, "alice", now)
+    assert through_the_day.until == datetime(2027, 1, 1, tzinfo=UTC)
+    with pytest.raises(ActionRefusedError, match="write a date"):
+        action.change_for(item, {**body, "until": "soon"}, "alice", now)
