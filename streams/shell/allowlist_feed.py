@@ -99,29 +99,32 @@ class AllowlistFeed(mode.Service):
         self.install = install
         self.allowlist = Allowlist()
         self._task: asyncio.Task[None] | None = None
+        #: Made at start; a worker that fails to start stops services that never started.
+        self._consumer: AIOKafkaConsumer | None = None
 
     async def on_start(self) -> None:
-        self._consumer = clients.consumer(self.settings)
-        await self._consumer.start()
+        self._consumer = consumer = clients.consumer(self.settings)
+        await consumer.start()
         # The entries already on the topic apply before the first record is screened.
-        partition = await _assign(self._consumer, self.settings.allowlist_topic)
+        partition = await _assign(consumer, self.settings.allowlist_topic)
         if partition is not None:
-            self._take(await _read_to_end(self._consumer, partition, self.trust))
-        self._task = asyncio.create_task(self._follow(partition))
+            self._take(await _read_to_end(consumer, partition, self.trust))
+        self._task = asyncio.create_task(self._follow(consumer, partition))
 
     async def on_stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
-    async def _follow(self, partition: TopicPartition | None) -> None:
+    async def _follow(self, consumer: AIOKafkaConsumer, partition: TopicPartition | None) -> None:
         topic = self.settings.allowlist_topic
         while partition is None:  # created by the first `sentinel allow add`
             await asyncio.sleep(5)
-            partition = await _assign(self._consumer, topic)
+            partition = await _assign(consumer, topic)
         while True:
-            batches = await self._consumer.getmany(partition, timeout_ms=1000)
+            batches = await consumer.getmany(partition, timeout_ms=1000)
             read = [open_record(self.trust, r.offset, r.key, r.value) for rs in batches.values() for r in rs]
             if read:
                 self._take(read)

@@ -14,7 +14,7 @@ import signal
 from typing import Any
 
 import mode
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.shell import clients
 from streams.shell.reload import BUNDLE_KEY, RulesReloader
@@ -40,6 +40,8 @@ class ControlService(mode.Service):
         self.settings = settings
         self.reloader = reloader
         self._background: list[asyncio.Task[None]] = []
+        #: Made at start; a worker that fails to start stops services that never started.
+        self._control: AIOKafkaConsumer | None = None
 
     async def on_start(self) -> None:
         settings = self.settings
@@ -48,10 +50,10 @@ class ControlService(mode.Service):
         if settings.control_topic:
             self._say_what_is_trusted()
             # Take the published bundle, if any, before the first record is screened.
-            self._control = clients.consumer(settings)
-            await self._control.start()
-            await self._catch_up_control()
-            self._background.append(asyncio.create_task(self._follow_control()))
+            self._control = control = clients.consumer(settings)
+            await control.start()
+            await self._catch_up_control(control)
+            self._background.append(asyncio.create_task(self._follow_control(control)))
         if settings.reload_interval > 0:
             self._background.append(asyncio.create_task(self._poll_files(settings.reload_interval)))
 
@@ -60,7 +62,7 @@ class ControlService(mode.Service):
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        if self.settings.control_topic:
+        if self._control is not None:
             await self._control.stop()
 
     def _say_what_is_trusted(self) -> None:
@@ -82,32 +84,32 @@ class ControlService(mode.Service):
             await asyncio.sleep(interval)
             self.reloader.check_files()
 
-    async def _assign_control(self) -> bool:
+    async def _assign_control(self, control: AIOKafkaConsumer) -> bool:
         topic = self.settings.control_topic
-        if self._control.assignment():
+        if control.assignment():
             return True
-        if topic not in await self._control.topics():
+        if topic not in await control.topics():
             return False  # not created yet: `sentinel topics create` or `sentinel rules publish` make it
         partition = TopicPartition(topic, 0)
-        self._control.assign([partition])
-        await self._control.seek_to_beginning(partition)
+        control.assign([partition])
+        await control.seek_to_beginning(partition)
         return True
 
-    async def _catch_up_control(self) -> None:
-        if not await self._assign_control():
+    async def _catch_up_control(self, control: AIOKafkaConsumer) -> None:
+        if not await self._assign_control(control):
             return
         partition = TopicPartition(self.settings.control_topic, 0)
-        end = (await self._control.end_offsets([partition]))[partition]
+        end = (await control.end_offsets([partition]))[partition]
         bundles: list[bytes] = []
-        while await self._control.position(partition) < end:
-            for records in (await self._control.getmany(timeout_ms=1000)).values():
+        while await control.position(partition) < end:
+            for records in (await control.getmany(timeout_ms=1000)).values():
                 bundles.extend(r.value for r in records if r.key == BUNDLE_KEY and r.value)
         # Every bundle still on the topic, not just the last: a replayed old one must not win.
         self.reloader.apply_latest(bundles)
 
-    async def _follow_control(self) -> None:
-        while not await self._assign_control():
+    async def _follow_control(self, control: AIOKafkaConsumer) -> None:
+        while not await self._assign_control(control):
             await asyncio.sleep(5)
         while True:
-            for records in (await self._control.getmany(timeout_ms=1000)).values():
+            for records in (await control.getmany(timeout_ms=1000)).values():
                 self.reloader.apply_latest([r.value for r in records if r.key == BUNDLE_KEY and r.value])
