@@ -37,18 +37,19 @@ from aiokafka.structs import ConsumerRecord
 
 from streams.core.allowlist import Allowlist
 from streams.core.compact_lists import changed_counts
-from streams.core.events import parse_moment, wall_clock
+from streams.core.events import wall_clock
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Screening
 from streams.shell import metrics
 from streams.shell.allowlist_feed import AllowlistFeed
+from streams.shell.collector import FullCollections
 from streams.shell.commit import Batch, Change, CommitPipeline
 from streams.shell.control import ControlService, control_trust
 from streams.shell.exposure_side import ExposureSide
 from streams.shell.faust_adapter import BatchDeliveryApp, check_faust_internals, table_bytes
-from streams.shell.memory import settle_long_lived
+from streams.shell.memory import pace_worker_collections, settle_long_lived
 from streams.shell.records import record_of
 from streams.shell.reload import RulesReloader
 from streams.shell.screening_api import own_url
@@ -175,6 +176,8 @@ class SentinelApp(BatchDeliveryApp):
             WebService(settings.metrics_host, settings.metrics_port, self.readiness) if settings.metrics_port else None
         )
         self._screening_api = ScreeningService(self, settings) if settings.screening_port else None
+        interval = settings.full_collection_interval
+        self._collections = [FullCollections(interval)] if interval else []
         self.timer(5.0, name="sentinel-gauges")(self._update_gauges)
         self._screened = self._last_screened = 0
         #: The latest event time screened per input partition (epoch ms): the clock that
@@ -192,13 +195,14 @@ class SentinelApp(BatchDeliveryApp):
             self.batch_topics |= self.exposure_side.topics
             for name in sorted(self.exposure_side.topics):
                 self.topics.add(self.topic(name, key_type=bytes, value_type=bytes))
-        _publish_ruleset(ruleset)
+        metrics.publish_ruleset(ruleset)
 
     def on_init_dependencies(self) -> Iterable[mode.ServiceT]:
         """Start the web server, the alert producer and the reloader before Faust's consumer."""
         web = [s for s in (self._web_service, self._screening_api) if s is not None]
         allowlist = [self._allowlist_feed] if self._allowlist_feed is not None else []
-        return [*web, self._sink_service, self._reload_service, *allowlist, *super().on_init_dependencies()]
+        own = [*web, self._sink_service, self._reload_service, *allowlist, *self._collections]
+        return [*own, *super().on_init_dependencies()]
 
     def readiness(self) -> dict[str, bool]:
         """What must hold before this worker screens records (``/readyz``)."""
@@ -281,7 +285,7 @@ class SentinelApp(BatchDeliveryApp):
         self.screening.ruleset = ruleset
         if self.exposure_side is not None:
             self.exposure_side.install(ruleset)
-        _publish_ruleset(ruleset)
+        metrics.publish_ruleset(ruleset)
         for list_id, new in ruleset.lists.items():
             old = previous.lists.get(list_id)
             if old is None or old.digest == new.digest:
@@ -366,24 +370,13 @@ class SentinelApp(BatchDeliveryApp):
         self._screened += len(batch.outcomes)
 
 
-def _publish_ruleset(ruleset: Ruleset) -> None:
-    metrics.RULES_LOADED.set(sum(rule.spec.enabled for rule in ruleset.rules))
-    metrics.RULESET.info({"version": ruleset.version, "files": str(len(ruleset.files))})
-    metrics.RULESET_LOADED_AT.set_to_current_time()
-    for list_id, address_list in ruleset.lists.items():
-        metrics.LIST_ENTRIES.labels(list_id).set(len(address_list))
-        try:
-            issued = parse_moment(address_list.info.version)
-            metrics.LIST_VERSION_TIME.labels(list_id).set(issued.timestamp())
-        except ValueError:
-            pass  # a version that is not a date
-
-
 def create_app(settings: Settings | None = None) -> SentinelApp:
     """Build the worker app from settings (the environment by default)."""
     settings = settings or Settings()
     ruleset = load_ruleset(settings.rule_paths)
     settle_long_lived()
+    if settings.full_collection_interval:
+        pace_worker_collections()
     log.info("loaded ruleset %s: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
     return SentinelApp(settings, ruleset)
 

@@ -5,14 +5,31 @@ ones (address lists, per-account state). With CPython's default thresholds the c
 collector then runs every 700 allocations and repeatedly walks the long-lived objects:
 measured on the default pack, that doubled the engine's time per event. The engine
 makes no reference cycles of its own, so collecting less often costs little memory.
+
+A worker also answers within milliseconds, so it must not stop for long either. A
+collection of the middle generation walks every object that survived the young
+collections since the last one: with young collections every 50,000 allocations that is
+up to half a million objects (decoded account states, mostly), a pause of ~100 ms every
+few seconds under load, measured as the worker's p99 latency. And a full collection
+walks everything the worker holds (a second or more with a million accounts' state),
+whenever CPython's own heuristic decides. :func:`pace_worker_collections` makes the young
+collections ten times smaller (middle-generation pauses of ~10 ms) and leaves full
+collections to the worker, which runs them on a fixed interval
+(:class:`streams.shell.collector.FullCollections`), so garbage with reference cycles
+lives no longer than that interval and the long pause comes at a known rate.
 """
 
 from __future__ import annotations
 
 import gc
+import time
 
 #: Allocations between young-generation collections (CPython's default is 700).
 YOUNG_COLLECTION_THRESHOLD = 50_000
+#: The worker's: smaller young collections keep its middle-generation pauses short.
+WORKER_YOUNG_COLLECTION_THRESHOLD = 5_000
+#: A full-collection threshold CPython never reaches (it counts middle-generation collections).
+NEVER = 2**31 - 1
 
 
 def settle_long_lived() -> None:
@@ -24,3 +41,16 @@ def settle_long_lived() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)
+
+
+def pace_worker_collections() -> None:
+    """Small young collections and no automatic full ones: the caller runs :func:`collect_fully`."""
+    _, older, _ = gc.get_threshold()
+    gc.set_threshold(WORKER_YOUNG_COLLECTION_THRESHOLD, older, NEVER)
+
+
+def collect_fully() -> tuple[int, float]:
+    """A full collection now: the objects it freed and the seconds it took."""
+    started = time.perf_counter()
+    freed = gc.collect()
+    return freed, time.perf_counter() - started

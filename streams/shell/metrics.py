@@ -8,10 +8,15 @@ codes) so the number of series stays bounded.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from streams import __version__
+from streams.core.events import parse_moment
+
+if TYPE_CHECKING:
+    from streams.core.rules.engine import Ruleset
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +191,11 @@ SCREENING_ROUTED = Counter(
     "Screening requests passed to the worker that holds the account or chain, by outcome (ok, failed).",
     ["outcome"],
 )
+FULL_COLLECTION_SECONDS = Histogram(
+    "sentinel_full_collection_seconds",
+    "Seconds the worker's scheduled full garbage collections took (the worker pauses meanwhile).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 STATE_EXPIRED = Counter(
     "sentinel_state_expired_total",
     "Idle accounts whose rule state was deleted (a tombstone written to the changelog) by the state sweep.",
@@ -244,6 +254,7 @@ _BY_NAME = {
         REBALANCES,
         STATE_KEYS,
         STATE_EXPIRED,
+        FULL_COLLECTION_SECONDS,
         EXPOSED_ADDRESSES,
         EXPOSURE_UNREADABLE,
         SCREENING_DECISIONS,
@@ -252,6 +263,20 @@ _BY_NAME = {
         SCREENING_ROUTED,
     ]
 }
+
+
+def publish_ruleset(ruleset: Ruleset) -> None:
+    """Set the gauges that describe a newly installed ruleset and its lists."""
+    RULES_LOADED.set(sum(rule.spec.enabled for rule in ruleset.rules))
+    RULESET.info({"version": ruleset.version, "files": str(len(ruleset.files))})
+    RULESET_LOADED_AT.set_to_current_time()
+    for list_id, address_list in ruleset.lists.items():
+        LIST_ENTRIES.labels(list_id).set(len(address_list))
+        try:
+            issued = parse_moment(address_list.info.version)
+            LIST_VERSION_TIME.labels(list_id).set(issued.timestamp())
+        except ValueError:
+            pass  # a version that is not a date
 
 
 if __name__ == "__main__":

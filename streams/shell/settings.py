@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between sweeps that delete the rule state of idle accounts (see docs/rules.md); 0: never.",
     )
+    full_collection_interval: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "Seconds between the worker's full garbage collections, which pause it (CPython's automatic ones"
+            " are then off, see docs/operations.md); 0: CPython's own schedule."
+        ),
+    )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds to.")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
     # Pre-withdrawal screening API (docs/screening.md): off unless a port and tokens are given.
