@@ -14,7 +14,9 @@ state (a deposit each, consumed by the worker first) against one worker; the sam
 against the first of two workers, where about half the accounts are held by the other
 and routed there. Every answer must be a 200 with the decision the rules give (a
 withdrawal to an OFAC address every tenth request is ``block``, the rest ``allow``);
-anything else counts as an error.
+anything else counts as an error. Besides the run's quantiles, each row gives the p99 of
+each second of due times, the median second and the worst: a median near the run's p99
+is steady queueing (the machine is too busy), a low median and a high worst are stalls.
 """
 
 from __future__ import annotations
@@ -39,31 +41,48 @@ from tests.integration.helpers import WorkerProcess, free_port, produce, project
 
 TOKEN = "bench-token-0123456789abcdef"
 HEADER = (
-    "| run | requests | p50 ms | p99 ms | p99.9 ms | max ms | errors | worker CPU s |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| run | requests | p50 ms | p99 ms | p99.9 ms | max ms | p99 by second: median / worst ms | errors "
+    "| worker CPU s |\n"
+    "|---|---|---|---|---|---|---|---|---|"
 )
 CLEAN_TRON = "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf"
 
 
+def quantile_ms(latencies: list[float], q: float) -> float:
+    """The ``q`` quantile of ``latencies`` (seconds) in milliseconds."""
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+
 @dataclass
 class Load:
-    """One open-loop run's latencies (seconds, from each request's due time) and errors."""
+    """One open-loop run's latencies (seconds, from each request's due time), due times and errors."""
 
     name: str
     latencies: list[float]
     errors: int
     cpu_s: float
+    #: Each latency's due time, in seconds from the run's start (same order as ``latencies``).
+    due_s: list[float]
 
     def pct(self, q: float) -> float:
         """The ``q`` quantile in milliseconds."""
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+        return quantile_ms(self.latencies, q)
+
+    def p99_by_second(self) -> list[float]:
+        """The p99 of each second of due times, in order: steady queueing is high throughout, a stall in a few."""
+        seconds: dict[int, list[float]] = {}
+        for due, latency in zip(self.due_s, self.latencies, strict=True):
+            seconds.setdefault(int(due), []).append(latency)
+        return [quantile_ms(seconds[second], 0.99) for second in sorted(seconds)]
 
     def row(self) -> str:
         """A markdown table row."""
+        by_second = sorted(self.p99_by_second()) or [float("nan")]
         return (
             f"| {self.name} | {len(self.latencies) + self.errors} | {self.pct(0.5):.1f} | {self.pct(0.99):.1f} | "
-            f"{self.pct(0.999):.1f} | {self.pct(1.0):.1f} | {self.errors} | {self.cpu_s:.1f} |"
+            f"{self.pct(0.999):.1f} | {self.pct(1.0):.1f} | {by_second[len(by_second) // 2]:.1f} / "
+            f"{by_second[-1]:.1f} | {self.errors} | {self.cpu_s:.1f} |"
         )
 
 
@@ -77,8 +96,12 @@ def build_loadgen() -> Path:
     return binary
 
 
-def open_loop(base: str, requests: list[Request], rate: float) -> tuple[list[float], int, list[str]]:
-    """Send ``requests`` at ``rate`` per second on schedule; latencies (s) of the right answers, errors, reasons."""
+def open_loop(base: str, requests: list[Request], rate: float) -> tuple[list[float], list[float], int, list[str]]:
+    """Send ``requests`` at ``rate`` per second on schedule.
+
+    The latencies (s) of the right answers, their due times (s from the start), the
+    errors and a few of their reasons.
+    """
     lines = b"".join(
         orjson.dumps({"method": m, "path": p, "body": (b or b"").decode(), "expect": e}) + b"\n"
         for m, p, b, e in requests
@@ -88,7 +111,9 @@ def open_loop(base: str, requests: list[Request], rate: float) -> tuple[list[flo
         input=lines, capture_output=True, check=True, timeout=len(requests) / rate + 120,
     )  # fmt: skip
     found = orjson.loads(done.stdout)
-    return [us / 1e6 for us in found["latencies_us"] or []], int(found["errors"]), list(found["reasons"] or [])
+    latencies = [us / 1e6 for us in found["latencies_us"] or []]
+    due = [ms / 1e3 for ms in found["due_ms"] or []]
+    return latencies, due, int(found["errors"]), list(found["reasons"] or [])
 
 
 def address_requests(count: int) -> list[Request]:
@@ -117,10 +142,10 @@ def withdrawal_requests(count: int, accounts: int) -> list[Request]:
 def measure(name: str, base: str, requests: list[Request], rate: float, workers: list[WorkerProcess]) -> Load:
     """One run, with the workers' CPU over it."""
     cpu0 = sum(cpu_of(w.process.pid) for w in workers)
-    latencies, errors, reasons = open_loop(base, requests, rate)
+    latencies, due, errors, reasons = open_loop(base, requests, rate)
     if reasons:
         print(f"  {name}: errors such as {reasons[:2]}", flush=True)
-    return Load(name, latencies, errors, sum(cpu_of(w.process.pid) for w in workers) - cpu0)
+    return Load(name, latencies, errors, sum(cpu_of(w.process.pid) for w in workers) - cpu0, due)
 
 
 def ready(settings: Settings) -> bool:

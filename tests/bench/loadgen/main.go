@@ -7,7 +7,8 @@
 // Each input line is {"method": "GET"|"POST", "path": "/v1/...", "body": "...", "expect": "allow"}.
 // An answer counts as right when its status is 200 and its "decision" is the expected one;
 // anything else is an error. The result is JSON: latencies of right answers in
-// microseconds, the errors, and a few of their reasons.
+// microseconds, each with its due time in milliseconds from the start (so a reader can
+// tell steady queueing from a stall), the errors, and a few of their reasons.
 package main
 
 import (
@@ -19,7 +20,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"sync"
 	"time"
 )
@@ -33,6 +33,7 @@ type request struct {
 
 type result struct {
 	LatenciesUs []int64  `json:"latencies_us"`
+	DueMs       []int64  `json:"due_ms"`
 	Errors      int      `json:"errors"`
 	Reasons     []string `json:"reasons"`
 	Seconds     float64  `json:"seconds"`
@@ -76,6 +77,7 @@ func main() {
 			defer mu.Unlock()
 			if reason == "" {
 				out.LatenciesUs = append(out.LatenciesUs, took)
+				out.DueMs = append(out.DueMs, due.Sub(start).Milliseconds())
 			} else {
 				out.Errors++
 				if len(out.Reasons) < 5 {
@@ -86,7 +88,6 @@ func main() {
 	}
 	wg.Wait()
 	out.Seconds = time.Since(start).Seconds()
-	sort.Slice(out.LatenciesUs, func(i, j int) bool { return out.LatenciesUs[i] < out.LatenciesUs[j] })
 	json.NewEncoder(os.Stdout).Encode(out)
 }
 
