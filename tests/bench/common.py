@@ -41,6 +41,14 @@ HEADER = (
 )
 
 
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank ``share`` quantile of ``values`` (NaN for none)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
 def cpu_of(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -19,6 +19,7 @@ import orjson
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.shell import clients
+from tests.bench.common import percentile
 from tests.chaos.cluster import Run
 
 
@@ -85,13 +86,6 @@ async def _open_loop(run: Run, records: list[tuple[str, bytes, bytes]], rate: fl
     return slip
 
 
-def _percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def measure(run: Run, lines: list[bytes], load: float, rate: float, oracle: set[str]) -> LatencyResult:
     """Offer ``lines`` at ``rate`` to a running worker of ``run``; measure while it screens them."""
     asyncio.run(_log_append_time(run))
@@ -141,8 +135,8 @@ def measure(run: Run, lines: list[bytes], load: float, rate: float, oracle: set[
         events=len(lines),
         alerts=len(ids),
         p50_ms=statistics.median(latencies) if latencies else float("nan"),
-        p99_ms=_percentile(latencies, 0.99),
-        p999_ms=_percentile(latencies, 0.999),
+        p99_ms=percentile(latencies, 0.99),
+        p999_ms=percentile(latencies, 0.999),
         max_ms=max(latencies, default=float("nan")),
         max_lag=max((lag for lag in lags if lag >= 0), default=0),
         drain_after_s=drain_after,

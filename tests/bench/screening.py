@@ -33,7 +33,7 @@ from pathlib import Path
 import orjson
 
 from streams.shell.settings import Settings
-from tests.bench.common import cpu_of
+from tests.bench.common import cpu_of, percentile
 from tests.chaos.cluster import Run
 from tests.data import REPO
 from tests.factories import CLEAN_EVM, SDN_TRON, deposit, raw, withdrawal
@@ -46,12 +46,6 @@ HEADER = (
     "|---|---|---|---|---|---|---|---|---|"
 )
 CLEAN_TRON = "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf"
-
-
-def quantile_ms(latencies: list[float], q: float) -> float:
-    """The ``q`` quantile of ``latencies`` (seconds) in milliseconds."""
-    ordered = sorted(latencies)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
 @dataclass
@@ -67,14 +61,14 @@ class Load:
 
     def pct(self, q: float) -> float:
         """The ``q`` quantile in milliseconds."""
-        return quantile_ms(self.latencies, q)
+        return percentile(self.latencies, q) * 1000
 
     def p99_by_second(self) -> list[float]:
         """The p99 of each second of due times, in order: steady queueing is high throughout, a stall in a few."""
         seconds: dict[int, list[float]] = {}
         for due, latency in zip(self.due_s, self.latencies, strict=True):
             seconds.setdefault(int(due), []).append(latency)
-        return [quantile_ms(seconds[second], 0.99) for second in sorted(seconds)]
+        return [percentile(seconds[second], 0.99) * 1000 for second in sorted(seconds)]
 
     def row(self) -> str:
         """A markdown table row."""
