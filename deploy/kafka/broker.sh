@@ -223,7 +223,7 @@ start() {
   # setsid: the broker must not die with the shell that started it (make run's Ctrl-C stops it explicitly).
   # G1 as Kafka's own kafka-run-class.sh sets it (KAFKA_JVM_PERFORMANCE_OPTS, as the
   # apache/kafka image runs it): a 20 ms pause goal, where G1's default of 200 ms let young
-  # pauses reach 26-51 ms every ~16 s under load on this 2-core machine, each one a stall of
+  # pauses reach 18-51 ms every ~16 s under load on this 2-core machine, each one a stall of
   # every produce in flight (docs/performance.md, "The broker's collector"). The JVM's
   # collections go to logs/gc.log (two files of 10 MB at most), so a stall can be told.
   setsid java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
