@@ -32,6 +32,7 @@ import orjson
 from streams.core.events import Event, event_from_dict, to_json_dict
 from streams.core.exposure import Exposure, ExposureConfig, Hop, Seed
 from streams.core.rules.exposure_rule import RuleExposureState
+from streams.core.stored_json import dumps_to_keep
 
 #: The version :func:`encode_entry` writes.
 VERSION = 2
@@ -59,7 +60,7 @@ def encode_entry(state: RuleExposureState, rule_id: str, address: str, partition
         "exposure": None if found is None else _exposure_json(found),
         "waiting": [orjson.Fragment(_waiting_json(t, event)) for t, event in waiting or ()],
     }
-    return orjson.dumps(data)
+    return dumps_to_keep(data)  # held in the exposure table
 
 
 #: Each waiting deposit's JSON, made once (the most recent ones): an entry is written again
@@ -72,7 +73,7 @@ def _waiting_json(t: int, event: Event) -> bytes:
     key = (event.account_id, event.event_id, t)
     found = _WAITING_JSON.get(key)
     if found is None:
-        found = _WAITING_JSON[key] = orjson.dumps([t, to_json_dict(event)])
+        found = _WAITING_JSON[key] = dumps_to_keep([t, to_json_dict(event)])
         if len(_WAITING_JSON) > _WAITING_CACHED:
             del _WAITING_JSON[next(iter(_WAITING_JSON))]
     return found

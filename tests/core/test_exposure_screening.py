@@ -17,6 +17,7 @@ from streams.core.rules.exposure_rule import ExposureStore
 from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Record
 from tests.core.test_exposure import PACK, SEED, addr, dep, transfer
+from tests.core.test_stored_json import held_bytes_each
 
 
 @pytest.fixture
@@ -120,3 +121,15 @@ def test_expiry_forgets_idle_exposures_and_old_waiting_deposits(shared: Ruleset)
     assert screening.expire(held) == 2
     assert set(screening.touched) == set(held)
     assert screening.exposure.of("indirect").graph.exposed == {} and screening.exposure.of("indirect").seen == {}
+
+
+def test_an_encoded_entry_is_held_at_its_own_size(shared: Ruleset) -> None:
+    # Entries live in the worker's exposure table, one per waiting deposit's address: at
+    # orjson's 4 KiB each, 150,000 bench events held 500 MB of buffers.
+    screening = ExposureScreening(shared, {"transfers": "transfer"}, clock=wall_clock)
+    deposits = [dep(f"d{n}", 5, addr(100 + n)) for n in range(500)]
+    screen(screening, [transfer(9, 0, addr(8), addr(9)), *deposits])
+    state = screening.exposure.of("indirect")
+    raws = [encode_entry(state, "indirect", addr(100 + n), 2) for n in range(500)]
+    assert all(raw is not None and len(raw) < 1_000 for raw in raws)
+    assert held_bytes_each(lambda n: encode_entry(state, "indirect", addr(100 + n), 2), count=500) < 2_000
