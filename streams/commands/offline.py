@@ -13,6 +13,7 @@ from streams.commands.common import ruleset as load_rules
 from streams.commands.common import settings as settings_from_env
 from streams.core.allowlist import Allowlist, AllowlistError, changes_from_lines
 from streams.core.events import parse_moment, wall_clock
+from streams.shell.memory import pace_offline_collections
 
 
 def add_parsers(commands: Any) -> None:
@@ -69,6 +70,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.core.scoring import LabelError, Labels, score
 
     ruleset = load_rules(args.rules or settings_from_env().rule_paths)
+    pace_offline_collections()
     labels = None
     if args.labels:
         try:

@@ -7,7 +7,12 @@ by reason and reported, never skipped silently.
 
 Memory stays proportional to the raw file, not to parsed events: a first pass reads each
 line's timestamp and account only, the lines are sorted by time, and a second pass
-validates, evaluates and writes alerts as it goes.
+validates, evaluates and writes alerts as it goes. Rule state is kept for the accounts
+active within the ruleset's horizon only: accounts idle for longer are deleted, as the
+worker's state sweep deletes them (an event that comes later finds the same results
+without them). A sweep walks every account held, so sweeps are at least
+:data:`SWEEP_EVERY` records apart and at least half as many as the accounts held: at
+most two accounts looked at per record, and at most half again the horizon's accounts held.
 
 With ``jobs`` above 1 the accounts are shared out over that many processes (rule state is
 per account, so each process screens its accounts exactly as one process would), and
@@ -30,10 +35,13 @@ from streams.core.events import Clock
 from streams.core.lines import line_time_and_account
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.observer import CountingObserver
+from streams.core.rules.state import DictStore
 from streams.core.screening import Record, Screening
 from streams.core.shards import in_processes, share_of
 
 _UNKNOWN_TIME = datetime.min.replace(tzinfo=UTC)
+#: The fewest records screened between two sweeps of idle accounts' state.
+SWEEP_EVERY = 50_000
 
 
 @dataclass
@@ -119,11 +127,18 @@ def _screen(
 ) -> _Shard:
     """Screen the lines at ``positions`` of ``order`` (ascending), handing each alert to ``emit``."""
     shard = _Shard()
-    screening = Screening(ruleset, clock=clock, observer=shard.held_back, allowlist=allowlist)
-    for position in positions:
+    state = DictStore()
+    screening = Screening(ruleset, clock=clock, observer=shard.held_back, allowlist=allowlist, state=state)
+    horizon_ms, latest_ms, next_sweep = screening.state_horizon_ms, 0, SWEEP_EVERY
+    for count, position in enumerate(positions, 1):
         index = order[position]
         number = index + 1
         outcome = screening.screen_one(Record(source, 0, number, None, lines[index]))
+        if outcome.event is not None and outcome.event.epoch_ms > latest_ms:
+            latest_ms = outcome.event.epoch_ms
+        if count >= next_sweep:
+            state.expire(latest_ms, horizon_ms)
+            next_sweep = count + max(SWEEP_EVERY, len(state.accounts) // 2)
         if outcome.dead_letter is not None:
             shard.invalid[outcome.dead_letter.reason] += 1
             if len(shard.invalid_examples) < 5:

@@ -49,6 +49,20 @@ def pace_worker_collections() -> None:
     gc.set_threshold(WORKER_YOUNG_COLLECTION_THRESHOLD, older, NEVER)
 
 
+def pace_offline_collections() -> None:
+    """For a run that ends (a backtest): no automatic full collections at all.
+
+    The engine makes no reference cycles: a full collection after a 1,000,000-event
+    backtest of the default pack frees 0 objects. And a backtest deletes idle accounts'
+    state as it goes, so its heap stops growing, and CPython's heuristic (a full
+    collection whenever a quarter of the long-lived objects are new since the last)
+    walks the whole heap again and again: measured, 2 full collections of 2.5 s each in a
+    50 s backtest, against one of 1.6 s without the deletions.
+    """
+    young, older, _ = gc.get_threshold()
+    gc.set_threshold(young, older, NEVER)
+
+
 def collect_fully() -> tuple[int, float]:
     """A full collection now: the objects it freed and the seconds it took."""
     started = time.perf_counter()

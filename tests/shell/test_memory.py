@@ -10,7 +10,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from streams.shell.collector import FullCollections
-from streams.shell.memory import NEVER, WORKER_YOUNG_COLLECTION_THRESHOLD, collect_fully, pace_worker_collections
+from streams.shell.memory import (
+    NEVER,
+    WORKER_YOUNG_COLLECTION_THRESHOLD,
+    collect_fully,
+    pace_offline_collections,
+    pace_worker_collections,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +65,9 @@ def test_the_service_collects_on_its_interval() -> None:
         return count() - before
 
     assert asyncio.run(run()) >= 3
+
+
+def test_an_offline_run_has_no_automatic_full_collections() -> None:
+    gc.set_threshold(50_000, 10, 10)
+    pace_offline_collections()
+    assert gc.get_threshold() == (50_000, 10, NEVER)

@@ -318,5 +318,21 @@ class DictStore:
             state = self.accounts[account_id] = AccountState()
         return state
 
+    def expire(self, clock_ms: int, horizon_ms: int) -> int:
+        """Delete the accounts whose latest event is more than ``horizon_ms`` before ``clock_ms``; how many.
+
+        As the worker's sweep does (:meth:`streams.shell.state_table.TableStore.expired`):
+        an event that comes later finds the same results without them, so a store fed in
+        event-time order holds only the accounts active within the horizon.
+        """
+        idle = [
+            account
+            for account, state in self.accounts.items()
+            if state.latest is None or clock_ms - state.latest > horizon_ms
+        ]
+        for account in idle:
+            del self.accounts[account]
+        return len(idle)
+
     def __len__(self) -> int:
         return sum(1 for state in self.accounts.values() if not state.is_empty())
