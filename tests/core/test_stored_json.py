@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from streams.core.stored_json import dumps_to_keep
+from streams.core.synthetic import synthetic_events
 
 
 def held_bytes_each(make: Callable[[int], Any], count: int = 2_000) -> float:
@@ -35,3 +36,9 @@ def test_a_held_result_costs_its_length_not_orjsons_buffer() -> None:
     # release of orjson stops doing that, this says so and the copy can go.
     assert held_bytes_each(lambda n: orjson.dumps({"n": n})) > 2_000
     assert held_bytes_each(lambda n: dumps_to_keep({"n": n})) < 200
+
+
+def test_synthetic_lines_are_held_at_their_own_size() -> None:
+    # Benches hold a million of them (make bench's driver held 4 GB of orjson's buffers).
+    lines = synthetic_events(2_000, seed=1, accounts=100)
+    assert held_bytes_each(lambda n: next(lines)) < 1_000
