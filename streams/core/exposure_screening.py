@@ -66,6 +66,9 @@ class ExposureScreening(Screening):
         for rule in rules:
             for key in event.address_keys(rule.field_name):
                 touched[(rule.spec.id, key)] = partition
+            forgotten = self.exposure.of(rule.spec.id).forgotten
+            while forgotten:  # their entries are deleted (the shell writes where each one is)
+                touched[(rule.spec.id, forgotten.pop())] = partition
 
     def expire(self, partitions: Mapping[tuple[str, str], int]) -> int:
         """Forget exposures untouched for their rule's ``expire`` and deposits waiting past its look-back.

@@ -89,8 +89,10 @@ class ExposureTableStore:
             key = entry_key(rule_id, address)
             value = encode_entry(store.of(rule_id), rule_id, address, partition)
             if value is None:
-                if self._by_entry.pop((rule_id, address), None) is None:
+                held = self._by_entry.pop((rule_id, address), None)
+                if held is None:
                     continue  # the usual transfer: nothing held of its receiver before or now
+                partition = held  # the tombstone goes where the entry is
             else:
                 self._by_entry[(rule_id, address)] = partition
             changes.append((partition, key, value))

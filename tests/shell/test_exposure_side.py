@@ -9,6 +9,7 @@ import pytest
 from streams.core.events import wall_clock
 from streams.core.exposure_format import entry_key
 from streams.core.exposure_screening import ExposureScreening
+from streams.core.rules import exposure_rule
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.loader import load_ruleset
 from streams.shell.exposure_side import ExposureTableStore
@@ -54,3 +55,29 @@ def test_a_batch_writes_only_what_it_changed_and_a_rebalance_reads_the_owned_par
     screening.exposure.of("indirect").graph.exposed.pop(addr(3))
     screening.touched[("indirect", addr(3))] = 2
     assert store.encode() == [(2, entry_key("indirect", addr(3)), None)]
+
+
+def test_senders_forgotten_to_bound_memory_are_deleted_from_the_table_too(
+    ruleset: Ruleset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without transfers the exposure clock stands still and nothing waiting expires: the
+    # bound on senders held is then all that keeps the table (and the changelog) finite.
+    monkeypatch.setattr(exposure_rule, "MAX_SENDERS", 3)
+    table: dict[bytes, bytes] = {}
+    screening = ExposureScreening(ruleset, {"transfers": "transfer"}, clock=wall_clock)
+    store = ExposureTableStore(table, screening)
+    store.rebuild(owned={1, 2})
+    screen(screening, [dep(f"d{n}", 5, addr(100 + n)) for n in range(3)], partition=1)
+    store.apply(store.encode())
+    assert len(table) == 3
+    screen(screening, [dep(f"d{n}", 6, addr(100 + n)) for n in range(3, 5)], partition=2)
+    changes = store.encode()
+    assert sorted((p, k, v is None) for p, k, v in changes) == [
+        (1, entry_key("indirect", addr(100)), True),  # forgotten: deleted where it was written
+        (1, entry_key("indirect", addr(101)), True),
+        (2, entry_key("indirect", addr(103)), False),
+        (2, entry_key("indirect", addr(104)), False),
+    ]
+    store.apply(changes)
+    assert sorted(table) == sorted(entry_key("indirect", addr(100 + n)) for n in (2, 3, 4))
+    assert set(screening.exposure.of("indirect").seen) == {addr(102), addr(103), addr(104)}

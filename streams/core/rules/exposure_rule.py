@@ -38,6 +38,10 @@ class RuleExposureState:
     #: Normalised sender -> (event time ms, event) of deposits screened while it was not exposed.
     seen: dict[str, list[tuple[int, Event]]] = field(default_factory=dict)
     remember: bool = True
+    #: Senders dropped from :attr:`seen` to keep it within :data:`MAX_SENDERS`, not yet taken
+    #: by the shell: their persisted entries must go too, or the table would grow with
+    #: every sender ever seen while memory holds the latest ones only.
+    forgotten: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -122,7 +126,9 @@ class ExposureRule(CompiledRule):
             kept.append((t, event))
         seen[key] = kept[-MAX_REMEMBERED:]  # re-inserted: the dict's order is least recently used first
         if len(seen) > MAX_SENDERS:
-            del seen[next(iter(seen))]
+            oldest = next(iter(seen))
+            del seen[oldest]
+            state.forgotten.append(oldest)
 
     def _finding(self, event: Event, address: str, exposure: Exposure, share: Decimal) -> Finding:
         evidence: dict[str, Any] = exposure_evidence(exposure, address, self.config.max_hops, share)
