@@ -15,6 +15,7 @@ from streams.core.rules.state import AccountState, DictStore
 from streams.core.rules.state_format import to_json
 from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
+from streams.shell import state_table
 from streams.shell.state_table import HEADER, TableStore, decode_value, encode_value
 from tests.data import REPO
 from tests.factories import deposit, raw
@@ -194,3 +195,26 @@ def test_a_sweep_in_slices_looks_at_every_account_once() -> None:
     assert [len(s) for s in slices] == [3, 3, 1]
     assert sorted(k for s in slices for k in s) == [f"a{i}".encode() for i in range(7)]
     assert store.expired({0: 10_000}, 100, {0}, limit=3) == []  # a new sweep: the table is empty
+
+
+def test_over_its_bound_the_cache_keeps_the_accounts_decoded_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full cache drops the half decoded longest ago, not everything: active accounts stay decoded."""
+    table: dict[bytes, bytes] = {}
+    store = TableStore(table, max_cached=4)
+    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
+    for n in range(5):
+        account = f"acct-{n}"
+        screening.screen_one(record(raw(deposit(event_id=f"e{n}", account_id=account)), account))
+    store.apply(store.encode())
+    owner = {value: key.decode() for key, value in table.items()}
+    decoded: list[str] = []
+
+    def counting(value: bytes) -> AccountState:
+        decoded.append(owner[value])
+        return decode_value(value)
+
+    monkeypatch.setattr(state_table, "decode_value", counting)
+    for n in range(5):
+        assert store.peek(f"acct-{n}") is not None
+    # Five documents over a bound of four: the newest half (acct-3, acct-4) is still decoded.
+    assert decoded == ["acct-0", "acct-1", "acct-2"]

@@ -81,16 +81,22 @@ class ExposureRule(CompiledRule):
         """The finding on ``event`` if a counterparty is exposed as of its time (and remember the event)."""
         if self.condition is not None and self.condition(event) is None:
             return []
+        exposed = state.graph.exposed
+        remember = state.remember and event.type == "deposit"
+        if not exposed and not remember:
+            return []  # nothing exposed yet and nothing to wait for (a backtest before any transfer)
         t = event.epoch_ms
         best: tuple[Exposure, str] | None = None
         for index, key in enumerate(event.address_keys(self.field_name)):
+            found = exposed.get(key)
+            if found is None and not remember:
+                continue  # the usual case: looked up once, not on the seed lists too
             if self.config.seed_of(key) is not None:
                 continue  # hop 0: the direct (sanctions) rules alert on it
-            found = state.graph.exposed.get(key)
             if found is not None and found.since_ms <= t and self._enough(found, t):
                 if best is None or found.hops < best[0].hops:
                     best = (found, event.addresses(self.field_name)[index])
-            elif event.type == "deposit" and state.remember and not self.config.stops_at(key):
+            elif remember and not self.config.stops_at(key):
                 self._remember(state, key, t, event)  # a service is never exposed: nothing to wait for
         if best is None:
             return []
