@@ -40,6 +40,7 @@ from streams.commands.control import cmd_keys_generate, cmd_rules_publish
 from streams.commands.offline import add_parsers as add_offline_parsers
 from streams.core.events import wall_clock
 from streams.core.lists import AddressList
+from streams.shell.memory import offline_collections
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -173,14 +174,16 @@ def cmd_rescreen(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"sentinel: --since: {exc}") from None
     if args.input:
-        screener.screen_all(rescreen.file_events(Path(args.input)), report, jobs=args.jobs)
+        with offline_collections():
+            screener.screen_all(rescreen.file_events(Path(args.input)), report, jobs=args.jobs)
     else:
         now = time.time()
         until = rescreen.parse_since(args.until, now) if args.until else rescreen.default_until(new_path, now)
         started = time.perf_counter()
         records = asyncio.run(replay.topic_events(settings, since, until))
         report.seconds += time.perf_counter() - started
-        screener.screen_all(records, report, jobs=args.jobs)
+        with offline_collections():
+            screener.screen_all(records, report, jobs=args.jobs)
     if args.output:
         Path(args.output).write_bytes(b"".join(a.to_json() + b"\n" for a in report.alerts))
     if not args.input and not args.dry_run:

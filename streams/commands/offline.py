@@ -13,7 +13,7 @@ from streams.commands.common import ruleset as load_rules
 from streams.commands.common import settings as settings_from_env
 from streams.core.allowlist import Allowlist, AllowlistError, changes_from_lines
 from streams.core.events import parse_moment, wall_clock
-from streams.shell.memory import pace_offline_collections
+from streams.shell.memory import offline_collections
 
 
 def add_parsers(commands: Any) -> None:
@@ -70,7 +70,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from streams.core.scoring import LabelError, Labels, score
 
     ruleset = load_rules(args.rules or settings_from_env().rule_paths)
-    pace_offline_collections()
     labels = None
     if args.labels:
         try:
@@ -82,15 +81,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     allowlist = _allowlist(args.allowlist)
     try:
         output = Path(args.output) if args.output else None
-        report = backtest_file(
-            Path(args.input),
-            ruleset,
-            output,
-            clock=wall_clock,
-            jobs=args.jobs,
-            keep_alerts=labels is not None,
-            allowlist=allowlist,
-        )
+        with offline_collections():
+            report = backtest_file(
+                Path(args.input),
+                ruleset,
+                output,
+                clock=wall_clock,
+                jobs=args.jobs,
+                keep_alerts=labels is not None,
+                allowlist=allowlist,
+            )
     except OSError as exc:
         raise SystemExit(f"sentinel: {exc.filename}: {exc.strerror}") from None
     print(f"ruleset {ruleset.version}")

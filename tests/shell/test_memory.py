@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import gc
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from streams.core.backtest import backtest_lines
+from streams.core.events import wall_clock
+from streams.core.rules.loader import load_ruleset
+from streams.core.synthetic import synthetic_events
 from streams.shell.collector import FullCollections
 from streams.shell.memory import (
     NEVER,
     WORKER_YOUNG_COLLECTION_THRESHOLD,
     collect_fully,
-    pace_offline_collections,
+    offline_collections,
     pace_worker_collections,
 )
+from tests.core.test_exposure_ronin import as_transfer, deposit_from
+from tests.data import REPO, RONIN
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +75,34 @@ def test_the_service_collects_on_its_interval() -> None:
     assert asyncio.run(run()) >= 3
 
 
-def test_an_offline_run_has_no_automatic_full_collections() -> None:
-    gc.set_threshold(50_000, 10, 10)
-    pace_offline_collections()
-    assert gc.get_threshold() == (50_000, 10, NEVER)
+def test_an_offline_run_has_no_automatic_collections_and_they_resume_after_it() -> None:
+    assert gc.isenabled()
+    with offline_collections():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), offline_collections():
+        raise RuntimeError("a failed backtest")
+    assert gc.isenabled()
+
+
+def test_screening_makes_no_reference_cycles() -> None:
+    """What lets an offline run go without the cyclic collector: it would find nothing to free.
+
+    Every kind of record: clean events of many accounts (windows, sequences, alerts and
+    suppressions), resends, bad lines of every kind, chain transfers of the real Ronin trail
+    (exposure graphs, retroactive findings) and the deposits they expose, and idle accounts
+    deleted by the sweep.
+    """
+    ruleset = load_ruleset([REPO / "rules"])
+    lines = list(synthetic_events(6_000, seed=5, accounts=300, poison_share=0.05))
+    lines += lines[:200]  # resends
+    with (RONIN / "ronin_lazarus_transfers_normalised.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    lines += [orjson.dumps(as_transfer(n, row)) for n, row in enumerate(rows)]
+    lines += [orjson.dumps(deposit_from(row["to_address"], n)) for n, row in enumerate(rows[:300])]
+    gc.collect()
+    with offline_collections():
+        report = backtest_lines(lines, ruleset, clock=wall_clock, keep_alerts=False)
+        assert report.invalid and report.alert_count
+        assert {"ofac-indirect-exposure", "pass-through", "fan-in"} <= {rule for rule, _, _ in report.alerts_by_rule}
+        assert gc.collect() == 0
