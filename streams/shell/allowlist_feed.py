@@ -55,17 +55,20 @@ def open_record(trust: ControlTrust, offset: int, key: bytes | None, value: byte
     return TopicChange(offset, shown, change, signer=signer)
 
 
-async def _assign(consumer: AIOKafkaConsumer, topic: str) -> TopicPartition | None:
+async def _assign(consumer: AIOKafkaConsumer, topic: str) -> tuple[TopicPartition, int] | None:
+    """Read ``topic`` from its beginning: its partition and its end offset now (None: no such topic)."""
     if topic not in await consumer.topics():
         return None
     partition = TopicPartition(topic, 0)
+    end = await clients.end_offset_before_assigning(consumer, partition)
     consumer.assign([partition])
     await consumer.seek_to_beginning(partition)
-    return partition
+    return partition, end
 
 
-async def _read_to_end(consumer: AIOKafkaConsumer, partition: TopicPartition, trust: ControlTrust) -> list[TopicChange]:
-    end = (await consumer.end_offsets([partition]))[partition]
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, partition: TopicPartition, end: int, trust: ControlTrust
+) -> list[TopicChange]:
     read: list[TopicChange] = []
     while await consumer.position(partition) < end:
         for records in (await consumer.getmany(partition, timeout_ms=1000)).values():
@@ -76,8 +79,8 @@ async def _read_to_end(consumer: AIOKafkaConsumer, partition: TopicPartition, tr
 async def read_topic(settings: Settings, trust: ControlTrust) -> list[TopicChange]:
     """Every record of the allowlist topic, in order (for ``sentinel allow list`` and ``history``)."""
     async with clients.started_consumer(settings) as consumer:
-        partition = await _assign(consumer, settings.allowlist_topic)
-        return [] if partition is None else await _read_to_end(consumer, partition, trust)
+        assigned = await _assign(consumer, settings.allowlist_topic)
+        return [] if assigned is None else await _read_to_end(consumer, *assigned, trust)
 
 
 async def publish_change(settings: Settings, change: AllowlistChange, record: bytes) -> None:
@@ -106,10 +109,10 @@ class AllowlistFeed(mode.Service):
         self._consumer = consumer = clients.consumer(self.settings)
         await consumer.start()
         # The entries already on the topic apply before the first record is screened.
-        partition = await _assign(consumer, self.settings.allowlist_topic)
-        if partition is not None:
-            self._take(await _read_to_end(consumer, partition, self.trust))
-        self._task = asyncio.create_task(self._follow(consumer, partition))
+        assigned = await _assign(consumer, self.settings.allowlist_topic)
+        if assigned is not None:
+            self._take(await _read_to_end(consumer, *assigned, self.trust))
+        self._task = asyncio.create_task(self._follow(consumer, None if assigned is None else assigned[0]))
 
     async def on_stop(self) -> None:
         if self._task is not None:
@@ -122,7 +125,8 @@ class AllowlistFeed(mode.Service):
         topic = self.settings.allowlist_topic
         while partition is None:  # created by the first `sentinel allow add`
             await asyncio.sleep(5)
-            partition = await _assign(consumer, topic)
+            assigned = await _assign(consumer, topic)
+            partition = None if assigned is None else assigned[0]
         while True:
             batches = await consumer.getmany(partition, timeout_ms=1000)
             read = [open_record(self.trust, r.offset, r.key, r.value) for rs in batches.values() for r in rs]

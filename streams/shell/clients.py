@@ -79,6 +79,21 @@ async def started_consumer(settings: Settings, *topics: str, **overrides: Any) -
         yield client
 
 
+async def end_offset_before_assigning(consumer: AIOKafkaConsumer, partition: TopicPartition) -> int:
+    """The end offset of ``partition``, asked before ``consumer`` is assigned it.
+
+    Once a consumer is assigned a partition it keeps a long-poll fetch open on the
+    leader's connection, and the broker answers one request of a connection at a time: an
+    offsets request then waits behind the fetch, up to ``fetch_max_wait_ms`` (0.5 s) when
+    the topic is quiet. Asked first, it is answered at once (a worker started 1 s sooner,
+    with the control and allowlist topics read this way).
+    """
+    if partition in consumer.assignment():
+        raise ValueError(f"{partition} is assigned already: ask for its end offset before assigning it")
+    ends: dict[TopicPartition, int] = await consumer.end_offsets([partition])
+    return ends[partition]
+
+
 #: The ``type`` of chain transfers: ours, and the items ethereum-etl writes (docs/events.md).
 TRANSFER_TYPES = frozenset({"transfer", "transaction", "token_transfer"})
 
@@ -122,12 +137,14 @@ async def read_range(
     if not partitions:
         return out
     async with started_consumer(settings) as reader:
-        reader.assign(partitions)
+        # Asked before the assignment, as in end_offset_before_assigning: after it, each of
+        # these requests could wait behind a long-poll fetch.
         starts = await reader.offsets_for_times({tp: int(since * 1000) for tp in partitions})
         ends = await reader.end_offsets(partitions)
         stops = (
             await reader.offsets_for_times({tp: int(until * 1000) for tp in partitions}) if until is not None else {}
         )
+        reader.assign(partitions)
         bounds = {}
         for tp in partitions:
             start = starts[tp].offset if starts.get(tp) else ends[tp]

@@ -84,22 +84,22 @@ class ControlService(mode.Service):
             await asyncio.sleep(interval)
             self.reloader.check_files()
 
-    async def _assign_control(self, control: AIOKafkaConsumer) -> bool:
+    async def _assign_control(self, control: AIOKafkaConsumer) -> int | None:
+        """Read the control topic from its beginning: its end offset now (None: no such topic yet)."""
         topic = self.settings.control_topic
-        if control.assignment():
-            return True
         if topic not in await control.topics():
-            return False  # not created yet: `sentinel topics create` or `sentinel rules publish` make it
+            return None  # not created yet: `sentinel topics create` or `sentinel rules publish` make it
         partition = TopicPartition(topic, 0)
+        end = await clients.end_offset_before_assigning(control, partition)
         control.assign([partition])
         await control.seek_to_beginning(partition)
-        return True
+        return end
 
     async def _catch_up_control(self, control: AIOKafkaConsumer) -> None:
-        if not await self._assign_control(control):
+        end = await self._assign_control(control)
+        if end is None:
             return
         partition = TopicPartition(self.settings.control_topic, 0)
-        end = (await control.end_offsets([partition]))[partition]
         bundles: list[bytes] = []
         while await control.position(partition) < end:
             for records in (await control.getmany(timeout_ms=1000)).values():
@@ -108,7 +108,7 @@ class ControlService(mode.Service):
         self.reloader.apply_latest(bundles)
 
     async def _follow_control(self, control: AIOKafkaConsumer) -> None:
-        while not await self._assign_control(control):
+        while not control.assignment() and await self._assign_control(control) is None:
             await asyncio.sleep(5)
         while True:
             for records in (await control.getmany(timeout_ms=1000)).values():
