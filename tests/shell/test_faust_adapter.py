@@ -7,11 +7,19 @@ import inspect
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from faust.tables import TableManager
 from faust.transport.consumer import Fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from streams.shell.faust_adapter import PRIVATE_NAMES, BatchConsumer, BatchTransport, check_faust_internals, table_bytes
+from streams.shell.faust_adapter import (
+    PRIVATE_NAMES,
+    BatchConsumer,
+    BatchTransport,
+    PromptTableManager,
+    check_faust_internals,
+    table_bytes,
+)
 from tests.shell import built_app
 
 
@@ -47,6 +55,19 @@ def test_the_batch_loop_overrides_the_method_faust_calls() -> None:
     """Faust's fetcher calls _drain_messages; if it stopped doing so, our loop would never run."""
     assert BatchConsumer._drain_messages is not faust_aiokafka.Consumer._drain_messages
     assert "consumer._drain_messages(self)" in inspect.getsource(Fetcher)
+
+
+def test_tables_are_registered_without_fausts_pause_and_faust_still_pauses_as_copied() -> None:
+    worker = built_app()
+    assert isinstance(worker.tables, PromptTableManager)
+    # What PromptTableManager.on_start copies, less the pause: if Faust's start changes, look again.
+    steps = [line.strip() for line in inspect.getsource(TableManager.on_start).splitlines()]
+    assert steps[-4:] == [
+        "await self.sleep(1.0)",
+        "if not self.should_stop:",
+        "await self._update_channels()",
+        "await self.recovery.start()",
+    ]
 
 
 class _Fetcher:
