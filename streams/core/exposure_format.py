@@ -24,6 +24,7 @@ the running ruleset's list, and an exposure whose seed is no longer on it is dro
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
@@ -64,8 +65,9 @@ def encode_entry(state: RuleExposureState, rule_id: str, address: str, partition
 
 
 #: Each waiting deposit's JSON, made once (the most recent ones): an entry is written again
-#: whenever a deposit joins it, and encoding an event is most of what that costs.
-_WAITING_JSON: dict[tuple[str, str, int], bytes] = {}
+#: whenever a deposit joins it, and encoding an event is most of what that costs. An
+#: OrderedDict, as :attr:`RuleExposureState.seen` is: the oldest goes for every new one.
+_WAITING_JSON: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
 _WAITING_CACHED = 100_000
 
 
@@ -75,7 +77,7 @@ def _waiting_json(t: int, event: Event) -> bytes:
     if found is None:
         found = _WAITING_JSON[key] = dumps_to_keep([t, to_json_dict(event)])
         if len(_WAITING_JSON) > _WAITING_CACHED:
-            del _WAITING_JSON[next(iter(_WAITING_JSON))]
+            _WAITING_JSON.popitem(last=False)
     return found
 
 

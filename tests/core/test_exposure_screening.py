@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from streams.core import exposure_format
 from streams.core.backtest import backtest_lines
 from streams.core.events import wall_clock
 from streams.core.exposure_format import decode_entry, encode_entry, entry_key, entry_partition
 from streams.core.exposure_screening import ExposureScreening
 from streams.core.rules.engine import Ruleset
-from streams.core.rules.exposure_rule import ExposureStore
+from streams.core.rules.exposure_rule import ExposureStore, RuleExposureState
 from streams.core.rules.loader import load_ruleset
 from streams.core.screening import Record
 from tests.core.test_exposure import PACK, SEED, addr, dep, transfer
@@ -133,3 +135,14 @@ def test_an_encoded_entry_is_held_at_its_own_size(shared: Ruleset) -> None:
     raws = [encode_entry(state, "indirect", addr(100 + n), 2) for n in range(500)]
     assert all(raw is not None and len(raw) < 1_000 for raw in raws)
     assert held_bytes_each(lambda n: encode_entry(state, "indirect", addr(100 + n), 2), count=500) < 2_000
+
+
+def test_full_caches_evict_their_oldest_without_a_scan() -> None:
+    """The waiting senders and the waiting deposits' JSON are bounded: once full, each new one evicts the oldest.
+
+    On a plain dict the first key after many deletions at its front is found by scanning
+    the holes they left: 60 µs an eviction after 400,000 inserts, and a worker on 300,000
+    bench events spent 12% of its time there. An OrderedDict finds it at once.
+    """
+    assert isinstance(RuleExposureState().seen, OrderedDict)
+    assert isinstance(exposure_format._WAITING_JSON, OrderedDict)

@@ -14,6 +14,7 @@ before such a deposit (the transfer arrived late), the deposit gets one alert wi
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -35,8 +36,11 @@ class RuleExposureState:
     """One exposure rule's state: the graph of exposed addresses and the deposits seen per sender."""
 
     graph: ExposureGraph = field(default_factory=ExposureGraph)
-    #: Normalised sender -> (event time ms, event) of deposits screened while it was not exposed.
-    seen: dict[str, list[tuple[int, Event]]] = field(default_factory=dict)
+    #: Normalised sender -> (event time ms, event) of deposits screened while it was not exposed,
+    #: least recently used first. An OrderedDict: once full, every new sender evicts the
+    #: oldest, and a plain dict's first key after many deletions at its front is found by
+    #: scanning the holes they left (measured: 60 µs an eviction after 400,000 senders).
+    seen: OrderedDict[str, list[tuple[int, Event]]] = field(default_factory=OrderedDict)
     remember: bool = True
     #: Senders dropped from :attr:`seen` to keep it within :data:`MAX_SENDERS`, not yet taken
     #: by the shell: their persisted entries must go too, or the table would grow with
@@ -130,10 +134,9 @@ class ExposureRule(CompiledRule):
         kept = [(when, e) for when, e in seen.pop(key, []) if when > t - self.lookback_ms]
         if all(e.event_id != event.event_id for _, e in kept):  # a deposit checked again after a crash
             kept.append((t, event))
-        seen[key] = kept[-MAX_REMEMBERED:]  # re-inserted: the dict's order is least recently used first
+        seen[key] = kept[-MAX_REMEMBERED:]  # re-inserted: the order is least recently used first
         if len(seen) > MAX_SENDERS:
-            oldest = next(iter(seen))
-            del seen[oldest]
+            oldest, _ = seen.popitem(last=False)
             state.forgotten.append(oldest)
 
     def _finding(self, event: Event, address: str, exposure: Exposure, share: Decimal) -> Finding:
