@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.shell import allowlist_feed, clients
-from streams.shell.control import ControlService, control_trust
-from streams.shell.reload import RulesReloader
-from streams.shell.settings import Settings
-from tests.data import REPO
 
 
 class RecordingConsumer:
@@ -55,22 +50,6 @@ def test_the_allowlist_topic_end_is_asked_before_the_partition_is_assigned() -> 
     assert assigned == (TopicPartition("allowlist", 0), 7)
     assert fake.calls == [("end_offsets", False), ("assign", False), ("seek_to_beginning", True)]
     assert asyncio.run(allowlist_feed._assign(consumer(RecordingConsumer(set())), "allowlist")) is None
-
-
-def test_the_control_topic_end_is_asked_before_the_partition_is_assigned(tmp_path: Path) -> None:
-    settings = Settings(control_topic="control", rule_paths=[str(REPO / "rules")])
-    reloader = RulesReloader(
-        [str(REPO / "rules")],
-        lambda ruleset, source: None,
-        bundle_dir=tmp_path / "bundles",
-        trust=control_trust(settings),
-        mark_file=tmp_path / "mark.json",
-    )
-    service = ControlService(settings, reloader)
-    fake = RecordingConsumer({"control"}, end=3)
-    assert asyncio.run(service._assign_control(consumer(fake))) == 3
-    assert fake.calls == [("end_offsets", False), ("assign", False), ("seek_to_beginning", True)]
-    assert asyncio.run(service._assign_control(consumer(RecordingConsumer(set())))) is None
 
 
 def test_an_end_offset_is_refused_once_the_partition_is_assigned() -> None:
