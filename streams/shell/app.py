@@ -132,7 +132,7 @@ class SentinelApp(BatchDeliveryApp):
         )
         # The bytes inside the table's in-memory store: Faust fills them on recovery; the
         # commit pipeline writes them, and the changelog, itself (see streams.shell.commit).
-        self.state_store = TableStore(table_bytes(self.state_table))
+        self.state_store = TableStore(table_bytes(self.state_table), max_cached=settings.state_cache_accounts)
         self.screening = Screening(
             ruleset,
             settings.topic_event_types,

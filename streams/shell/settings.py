@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between sweeps that delete the rule state of idle accounts (see docs/rules.md); 0: never.",
     )
+    state_cache_accounts: int = Field(
+        100_000,
+        ge=1,
+        description="Accounts whose decoded rule state a worker keeps in memory (the rest are decoded again on use).",
+    )
     full_collection_interval: float = Field(
         300.0,
         ge=0,

@@ -197,14 +197,18 @@ def test_a_sweep_in_slices_looks_at_every_account_once() -> None:
     assert store.expired({0: 10_000}, 100, {0}, limit=3) == []  # a new sweep: the table is empty
 
 
-def test_over_its_bound_the_cache_keeps_the_accounts_decoded_last(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A full cache drops the half decoded longest ago, not everything: active accounts stay decoded."""
+def test_over_its_bound_the_cache_drops_the_accounts_used_least_recently(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full cache drops what it must, least recently used first: an active account stays decoded."""
     table: dict[bytes, bytes] = {}
     store = TableStore(table, max_cached=4)
     screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
+
+    def screen(account: str, event_id: str) -> None:
+        screening.screen_one(record(raw(deposit(event_id=event_id, account_id=account)), account))
+
     for n in range(5):
-        account = f"acct-{n}"
-        screening.screen_one(record(raw(deposit(event_id=f"e{n}", account_id=account)), account))
+        screen(f"acct-{n}", f"e{n}")
+    screen("acct-0", "e0-again")  # acct-0 was decoded first, and used last
     store.apply(store.encode())
     owner = {value: key.decode() for key, value in table.items()}
     decoded: list[str] = []
@@ -216,5 +220,11 @@ def test_over_its_bound_the_cache_keeps_the_accounts_decoded_last(monkeypatch: p
     monkeypatch.setattr(state_table, "decode_value", counting)
     for n in range(5):
         assert store.peek(f"acct-{n}") is not None
-    # Five documents over a bound of four: the newest half (acct-3, acct-4) is still decoded.
-    assert decoded == ["acct-0", "acct-1", "acct-2"]
+    # Five documents over a bound of four: only the one used least recently was dropped.
+    assert decoded == ["acct-1"]
+    screen("acct-5", "e5")  # a sixth: it pushes out acct-2, now the least recently used
+    store.apply(store.encode())
+    decoded.clear()
+    for n in range(6):
+        assert store.peek(f"acct-{n}") is not None
+    assert decoded == ["acct-1", "acct-2"]

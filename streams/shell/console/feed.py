@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,26 +88,22 @@ class ConsoleFeed:
         await self._producer.start()
         consumer = self._consumer = clients.consumer(settings)
         await consumer.start()
-        # Without a group, a subscription is every partition of both topics.
-        topics = {settings.alerts_topic, settings.dispositions_topic}
-        consumer.subscribe(list(topics))
-        for _ in range(100):
-            if {tp.topic for tp in consumer.assignment()} == topics:
-                break
-            await asyncio.sleep(0.1)
-        else:
+        alerts = await _partitions(settings, settings.alerts_topic)
+        if not alerts:
             await self.stop()
             raise SystemExit(f"sentinel: topic {settings.alerts_topic} not found (run: sentinel topics create)")
-        alerts = sorted(tp for tp in consumer.assignment() if tp.topic == settings.alerts_topic)
-        decisions = sorted(tp for tp in consumer.assignment() if tp.topic == settings.dispositions_topic)
+        decisions = await _partitions(settings, settings.dispositions_topic)
         since = datetime.now(UTC) - timedelta(days=settings.console_history_days)
+        # Asked before the assignment, as in clients.end_offset_before_assigning: after it,
+        # each request could wait up to 0.5 s behind the consumer's long-poll fetch.
         starts = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in alerts})
         ends = await consumer.end_offsets(alerts + decisions)
-        for tp in alerts:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found is not None else ends[tp])
-        await consumer.seek_to_beginning(*decisions)
-        pending = {tp: end for tp, end in ends.items() if end > await consumer.position(tp)}
+        firsts = await consumer.beginning_offsets(decisions)
+        begin = {tp: starts[tp].offset if starts.get(tp) else ends[tp] for tp in alerts} | firsts
+        consumer.assign(alerts + decisions)
+        for tp, offset in begin.items():
+            consumer.seek(tp, offset)
+        pending = {tp: end for tp, end in ends.items() if end > begin[tp]}
         self._task = asyncio.create_task(self._read(pending))
 
     async def stop(self) -> None:
@@ -169,3 +166,11 @@ class ConsoleFeed:
         changed = self.queue.apply(disposition)
         if changed is not None and self.caught_up.is_set():
             self.hub.publish({"kind": "disposition", "row": changed.row(), "disposition": disposition.as_json_dict()})
+
+
+async def _partitions(settings: Settings, topic: str, wait_s: float = 10.0) -> list[TopicPartition]:
+    """The partitions of ``topic``, given up to ``wait_s`` to show (a topic created just now)."""
+    deadline = time.monotonic() + wait_s
+    while not (found := await clients.partitions_of(settings, topic)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return [TopicPartition(topic, p) for p in found]
