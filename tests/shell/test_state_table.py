@@ -197,10 +197,16 @@ def test_a_sweep_in_slices_looks_at_every_account_once() -> None:
     assert store.expired({0: 10_000}, 100, {0}, limit=3) == []  # a new sweep: the table is empty
 
 
-def test_over_its_bound_the_cache_drops_the_accounts_used_least_recently(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A full cache drops what it must, least recently used first: an active account stays decoded."""
+def test_over_its_bound_the_cache_releases_states_of_its_older_generation_a_few_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over its bound the cache releases only the excess, from the states not used since its last turnover.
+
+    An account used again before its state is released is not decoded again, and a state
+    whose batch is not durable yet is never released (the table does not hold it yet).
+    """
     table: dict[bytes, bytes] = {}
-    store = TableStore(table, max_cached=4)
+    store = TableStore(table, max_cached=8)
     screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
 
     def screen(account: str, event_id: str) -> None:
@@ -208,23 +214,39 @@ def test_over_its_bound_the_cache_drops_the_accounts_used_least_recently(monkeyp
 
     for n in range(5):
         screen(f"acct-{n}", f"e{n}")
-    screen("acct-0", "e0-again")  # acct-0 was decoded first, and used last
-    store.apply(store.encode())
+    store.apply(store.encode())  # five over a half-bound of four: they become the older generation
     owner = {value: key.decode() for key, value in table.items()}
     decoded: list[str] = []
 
     def counting(value: bytes) -> AccountState:
-        decoded.append(owner[value])
+        decoded.append(owner.get(value, "?"))
         return decode_value(value)
 
     monkeypatch.setattr(state_table, "decode_value", counting)
-    for n in range(5):
+    screen("acct-0", "e0-again")  # taken back from the older generation
+    for n in range(5, 9):
+        screen(f"acct-{n}", f"e{n}")
+    store.apply(store.encode())  # nine over eight: one state of the older generation goes
+    owner |= {value: key.decode() for key, value in table.items()}
+    for n in range(9):
         assert store.peek(f"acct-{n}") is not None
-    # Five documents over a bound of four: only the one used least recently was dropped.
-    assert decoded == ["acct-1"]
-    screen("acct-5", "e5")  # a sixth: it pushes out acct-2, now the least recently used
-    store.apply(store.encode())
+    assert len(decoded) == 1 and decoded[0] in {"acct-1", "acct-2", "acct-3", "acct-4"}
+
+    for n in range(9, 13):
+        screen(f"acct-{n}", f"e{n}")
+    pending = store.encode()
+    store.apply([], in_flight=pending)  # a turnover while their batch is not durable
+    for _ in range(6):
+        store.apply([], in_flight=pending)
     decoded.clear()
-    for n in range(6):
-        assert store.peek(f"acct-{n}") is not None
-    assert decoded == ["acct-1", "acct-2"]
+    for n in range(9, 13):
+        assert store.peek(f"acct-{n}") is not None  # None would mean a state lost: not in the table yet
+    assert decoded == []
+    store.apply(pending)
+
+    # The sweep drops an expired account from both generations.
+    clocks = {3: 4_000_000_000_000}  # long after every event here
+    store.apply(store.expired(clocks, DAY_MS, {3}))
+    assert len(store) == 0
+    for n in range(13):
+        assert store.peek(f"acct-{n}") is None
