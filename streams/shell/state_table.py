@@ -101,7 +101,9 @@ class TableStore:
 
     def peek(self, account_id: str) -> AccountState | None:
         """The current state of ``account_id`` (None: it has none), read without marking it changed."""
-        doc = self._docs.get(account_id) or self._older.get(account_id)
+        doc = self._docs.get(account_id)
+        if doc is None:
+            doc = self._older.get(account_id)
         if doc is not None:
             return doc
         raw = self.table.get(account_id.encode())
@@ -139,7 +141,7 @@ class TableStore:
         still ``in_flight`` or being screened (they are newer than the table). So no call
         frees a large part of the cache at once: measured on the bench's 1,000,000 events
         over 200,000 accounts with a bound of 100,000, dropping the older half of the
-        cache at once held one call for 180-210 ms.
+        cache at once held one call for 160-210 ms.
         """
         put_changes(self.table, changes)
         older = self._older
