@@ -47,6 +47,7 @@ from streams.core.event_values import (
     utc_timestamp,
     wall_clock,
 )
+from streams.core.stored_json import dumps_to_keep
 
 __all__ = [
     "EARLIEST_TIMESTAMP", "EPOCH", "EVENT_TYPES", "MAX_EVENT_BYTES", "MAX_FUTURE", "MAX_TEXT_LENGTH", "Clock",
@@ -73,6 +74,9 @@ class LedgerEvent:
     #: Exact epoch milliseconds of ``timestamp`` (every stateful rule needs it).
     epoch_ms: int = field(init=False, repr=False, compare=False)
     _address_keys: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    #: JSON that reads back as this very event on its own, with no topic to imply its type:
+    #: the input as it came when it declares its type, else made once by :func:`stand_alone_json`.
+    source_json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Not frozen: a frozen dataclass sets every field through object.__setattr__, which
@@ -322,6 +326,19 @@ def _checked(data: dict[str, Any], kind: str) -> Event | None:
         )  # fmt: skip
     except ValueError:
         return None
+
+
+def stand_alone_json(event: Event) -> bytes:
+    """The event as JSON another reader takes without a topic to imply its type (see :attr:`LedgerEvent.source_json`).
+
+    The input itself when it declared its type (no encoding: this is what an exposure check
+    carries and what a waiting deposit is stored as); otherwise the :func:`to_json_dict` form,
+    made once per event.
+    """
+    found = event.source_json
+    if found is None:
+        found = event.source_json = dumps_to_keep(to_json_dict(event))
+    return found
 
 
 def to_json_dict(event: Event) -> dict[str, Any]:

@@ -24,13 +24,12 @@ the running ruleset's list, and an exposure whose seed is no longer on it is dro
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from streams.core.events import Event, event_from_dict, to_json_dict
+from streams.core.events import Event, event_from_dict, stand_alone_json
 from streams.core.exposure import Exposure, ExposureConfig, Hop, Seed
 from streams.core.rules.exposure_rule import RuleExposureState
 from streams.core.stored_json import dumps_to_keep
@@ -64,21 +63,10 @@ def encode_entry(state: RuleExposureState, rule_id: str, address: str, partition
     return dumps_to_keep(data)  # held in the exposure table
 
 
-#: Each waiting deposit's JSON, made once (the most recent ones): an entry is written again
-#: whenever a deposit joins it, and encoding an event is most of what that costs. An
-#: OrderedDict, as :attr:`RuleExposureState.seen` is: the oldest goes for every new one.
-_WAITING_JSON: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
-_WAITING_CACHED = 100_000
-
-
 def _waiting_json(t: int, event: Event) -> bytes:
-    key = (event.account_id, event.event_id, t)
-    found = _WAITING_JSON.get(key)
-    if found is None:
-        found = _WAITING_JSON[key] = dumps_to_keep([t, to_json_dict(event)])
-        if len(_WAITING_JSON) > _WAITING_CACHED:
-            _WAITING_JSON.popitem(last=False)
-    return found
+    # The deposit's JSON is made at most once (an entry is written again whenever a deposit
+    # joins it), and not at all when it came declaring its type: its input is used as it is.
+    return b"[%d,%b]" % (t, stand_alone_json(event))
 
 
 def entry_partition(raw: bytes) -> int:

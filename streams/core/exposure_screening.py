@@ -4,8 +4,8 @@ In a worker, deposits and withdrawals are screened on the partition of their acc
 but an exposure rule needs the state of an *address* (its exposure, and the deposits
 from it still waiting for one). That state is kept with the chain transfers, on the
 partition of their chain; the account's worker passes each deposit an exposure rule
-looks at on to that partition (an exposure check: the deposit as it came, keyed by its
-chain), and :class:`ExposureScreening` screens there:
+looks at on to that partition (an exposure check: the deposit's
+:func:`~streams.core.events.stand_alone_json`, keyed by its chain), and :class:`ExposureScreening` screens there:
 
 - a **transfer** goes into every exposure rule's graph, and may raise retroactive alerts
   for deposits checked before it (as :meth:`Screening.screen_one` does offline);

@@ -16,6 +16,10 @@ from streams.core.ethereum_etl import from_etl_item, is_etl_item
 from streams.core.events import Event, check_not_future, decode_checked, validate_event
 from streams.core.transfers import InputType, Transfer, transfer_from_dict
 
+#: The longest input kept as an event's own JSON (:attr:`~streams.core.events.LedgerEvent.source_json`):
+#: unknown fields are ignored, and a waiting deposit is held in that form, so a longer one
+#: is held as the fields it was read as instead.
+MAX_SOURCE_JSON = 2048
 #: ethereum-etl writes uint256 values as JSON integers, too large for orjson to keep exact.
 _ETL_TRANSFER, _ETL_TRANSACTION = b'"token_transfer"', b'"transaction"'
 
@@ -54,4 +58,6 @@ def parse_input(
         return transfer
     event = validate_event(data, expected)
     check_not_future(event.epoch_ms, data, now)
+    if declared is not None and raw is not None and len(raw) <= MAX_SOURCE_JSON:
+        event.source_json = raw  # it stands alone: its type is in it, and it was read as this event
     return event

@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection, MutableMapping, Sequence
 
-from streams.core.events import Event, wall_clock
+from streams.core.events import Event, stand_alone_json, wall_clock
 from streams.core.exposure_format import decode_entry, encode_entry, entry_key, entry_partition
 from streams.core.exposure_screening import ExposureScreening
 from streams.core.rules.engine import Ruleset
@@ -181,22 +181,8 @@ class ExposureSide:
         await self.pipeline.submit(outcomes, changes)
 
     def pass_on(self, outcomes: Sequence[Outcome], ruleset: Ruleset) -> None:
-        """Give each screened deposit or withdrawal an exposure rule looks at its check, keyed by chain.
-
-        A resend (a duplicate) or a dead letter is not passed on; a record screened again
-        after a crash is, and the exposure side remembers a deposit once.
-        """
-        topic = self.checks_topic
-        for outcome in outcomes:
-            event = outcome.event
-            if (
-                isinstance(event, Event)
-                and not outcome.duplicate
-                and outcome.dead_letter is None
-                and ruleset.exposure_checked(event.type)
-                and outcome.record.value is not None
-            ):
-                outcome.forwards.append((topic, event.chain.encode(), outcome.record.value))
+        """Give each screened deposit or withdrawal an exposure rule looks at its check (see :func:`pass_on_checks`)."""
+        pass_on_checks(outcomes, ruleset, self.checks_topic)
 
     def owned(self) -> set[int]:
         """The partitions of the transfers topic this worker owns now."""
@@ -209,3 +195,22 @@ class ExposureSide:
             return False
         self._next_sweep = now + interval
         return True
+
+
+def pass_on_checks(outcomes: Sequence[Outcome], ruleset: Ruleset, topic: str) -> None:
+    """Add to each outcome whose event an exposure rule looks at its check for ``topic``, keyed by chain.
+
+    A resend (a duplicate) or a dead letter is not passed on; a record screened again
+    after a crash is, and the exposure side remembers a deposit once. The check is the
+    event's :func:`~streams.core.events.stand_alone_json`: on its own topic a deposit need
+    not say it is one, and the checks topic carries both types.
+    """
+    for outcome in outcomes:
+        event = outcome.event
+        if (
+            isinstance(event, Event)
+            and not outcome.duplicate
+            and outcome.dead_letter is None
+            and ruleset.exposure_checked(event.type)
+        ):
+            outcome.forwards.append((topic, event.chain.encode(), stand_alone_json(event)))

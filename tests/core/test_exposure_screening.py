@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.core import exposure_format
 from streams.core.backtest import backtest_lines
 from streams.core.events import wall_clock
 from streams.core.exposure_format import decode_entry, encode_entry, entry_key, entry_partition
@@ -138,11 +137,10 @@ def test_an_encoded_entry_is_held_at_its_own_size(shared: Ruleset) -> None:
 
 
 def test_full_caches_evict_their_oldest_without_a_scan() -> None:
-    """The waiting senders and the waiting deposits' JSON are bounded: once full, each new one evicts the oldest.
+    """The waiting senders are bounded: once full, each new one evicts the oldest.
 
     On a plain dict the first key after many deletions at its front is found by scanning
     the holes they left: 60 µs an eviction after 400,000 inserts, and a worker on 300,000
     bench events spent 12% of its time there. An OrderedDict finds it at once.
     """
     assert isinstance(RuleExposureState().seen, OrderedDict)
-    assert isinstance(exposure_format._WAITING_JSON, OrderedDict)

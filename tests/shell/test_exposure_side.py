@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.core.events import wall_clock
@@ -12,7 +13,8 @@ from streams.core.exposure_screening import ExposureScreening
 from streams.core.rules import exposure_rule
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.loader import load_ruleset
-from streams.shell.exposure_side import ExposureTableStore
+from streams.core.screening import Record, Screening
+from streams.shell.exposure_side import ExposureTableStore, pass_on_checks
 from tests.core.test_exposure import PACK, SEED, addr, dep, transfer
 from tests.core.test_exposure_screening import screen
 
@@ -81,3 +83,25 @@ def test_senders_forgotten_to_bound_memory_are_deleted_from_the_table_too(
     store.apply(changes)
     assert sorted(table) == sorted(entry_key("indirect", addr(100 + n)) for n in (2, 3, 4))
     assert set(screening.exposure.of("indirect").seen) == {addr(102), addr(103), addr(104)}
+
+
+def test_a_deposit_that_does_not_say_it_is_one_is_still_checked_for_exposure(ruleset: Ruleset) -> None:
+    # On the deposits topic "type" may be left out (docs/events.md); the checks topic carries
+    # both types, so the check passed on must say it. Passing the record's value on as it
+    # came once dead-lettered such a deposit on the exposure side, unchecked.
+    item = dep("untyped", 5, addr(3))
+    del item["type"]
+    main = Screening(ruleset, {"deposits": "deposit"}, clock=wall_clock)
+    outcome = main.screen_one(Record("deposits", 0, 0, b"acct-untyped", orjson.dumps(item)))
+    assert outcome.dead_letter is None
+    pass_on_checks([outcome], ruleset, "checks")
+    [(topic, key, check)] = outcome.forwards
+    assert (topic, key) == ("checks", b"ethereum")
+    side = ExposureScreening(ruleset, {"transfers": "transfer"}, clock=wall_clock)
+    checked = side.screen_one(Record("checks", 2, 0, key, check))
+    assert checked.dead_letter is None and checked.event == outcome.event
+    assert set(side.exposure.of("indirect").seen) == {addr(3)}  # waiting for a transfer that exposes its sender
+    # ...and one that says its type goes on exactly as it came: nothing is encoded again.
+    typed = main.screen_one(Record("deposits", 0, 1, b"acct-typed", raw := orjson.dumps(dep("typed", 6, addr(4)))))
+    pass_on_checks([typed], ruleset, "checks")
+    assert typed.forwards[0][2] is raw
