@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from streams.core.events import Event, EventError, event_from_dict, format_timestamp, parse_moment, to_json_dict
+from streams.core.events import Event, EventError, event_from_dict, format_timestamp, parse_moment, stand_alone_json
 from streams.core.rules.durations import parse_duration_ms
 from streams.core.rules.engine import Ruleset
 from streams.core.rules.exposure_rule import ExposureStore
@@ -147,7 +147,7 @@ def run_case(ruleset: Ruleset, rule: RuleSpec, case: RuleTest) -> CaseResult:
 def _json(item: Event | Transfer) -> bytes:
     if isinstance(item, Transfer):
         return orjson.dumps(item.as_json_dict())
-    return orjson.dumps(to_json_dict(item))
+    return stand_alone_json(item)
 
 
 def run_rule_tests(ruleset: Ruleset) -> list[CaseResult]:
