@@ -1,6 +1,6 @@
 """``make bench``: the worker (A) side by side with the ideal aiokafka loop (B) and the engine
 alone (C) on the same broker and input, plus latency under load, scale-out, memory,
-backtest speed, chain transfers through the exposure rules, in one process and on a worker
+backtest and rescreen speed (tests/bench/rescreen.py), chain transfers through the exposure rules, in one process and on a worker
 (tests/bench/exposure.py), and the screening API under an open-loop HTTP load
 (tests/bench/screening.py; needs ``go`` to build its load generator), and the alert console
 with 10,000 alerts in Chromium (tests/bench/console.py).
@@ -37,7 +37,7 @@ from streams.core.screening import Record, Screening
 from streams.core.synthetic import synthetic_events
 from streams.shell import clients
 from streams.shell.memory import settle_long_lived
-from tests.bench import console, exposure, latency, peer, screening, soak
+from tests.bench import console, exposure, latency, peer, rescreen, screening, soak
 from tests.bench.common import HEADER, Result, cpu_of, fresh_group, rss_mb
 from tests.chaos.cluster import Run
 from tests.data import REPO
@@ -186,7 +186,9 @@ def main() -> int:
     print(backtest.row(), flush=True)
     ruleset = load_ruleset([REPO / "rules"])
     settle_long_lived()  # as the CLI and the worker do once their rules are loaded
-    results = [backtest, engine_alone(lines, ruleset, oracle)]
+    results = [backtest, rescreen.rescreen_cli(events_file, work)]
+    print(results[-1].row(), flush=True)
+    results.append(engine_alone(lines, ruleset, oracle))
     print(results[-1].row(), flush=True)
     memory: dict[str, object] = {}
     latencies: list[latency.LatencyResult] = []
