@@ -1,6 +1,7 @@
 """``make bench``: the worker (A) side by side with the ideal aiokafka loop (B) and the engine
 alone (C) on the same broker and input, plus latency under load, scale-out, memory,
-backtest and rescreen speed (tests/bench/rescreen.py), chain transfers through the exposure rules, in one process and on a worker
+backtest and rescreen speed (tests/bench/rescreen.py), chain transfers through the
+exposure rules, in one process and on a worker
 (tests/bench/exposure.py), and the screening API under an open-loop HTTP load
 (tests/bench/screening.py; needs ``go`` to build its load generator), and the alert console
 with 10,000 alerts in Chromium (tests/bench/console.py).
