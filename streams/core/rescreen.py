@@ -207,9 +207,9 @@ class NamedAddresses:
     address, and surrounding space, which no valid event has). Without a backslash in the
     record, its strings are exactly some of the pieces between its double quotes, so the
     look is: split on quotes, lower-case (ASCII, as the normalisation does), and meet a set.
-    A record with a backslash (an escape may spell an address differently), or one that is
-    not bytes, is always screened. So the look is never wrong about a record the rule
-    matches; every record it lets through is screened by the engine as before.
+    A record with a backslash (an escape may spell an address differently) is always
+    screened; a tombstone (no value) names nothing. So the look is never wrong about a
+    record the rule matches; every record it lets through is screened by the engine as before.
     """
 
     def __init__(self, added: AddressList) -> None:
