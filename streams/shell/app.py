@@ -133,6 +133,8 @@ class SentinelApp(BatchDeliveryApp):
         # The bytes inside the table's in-memory store: Faust fills them on recovery; the
         # commit pipeline writes them, and the changelog, itself (see streams.shell.commit).
         self.state_store = TableStore(table_bytes(self.state_table), max_cached=settings.state_cache_accounts)
+        #: ``state_store.decoded`` when the metrics were last updated.
+        self._decoded_reported = 0
         self.screening = Screening(
             ruleset,
             settings.topic_event_types,
@@ -232,7 +234,7 @@ class SentinelApp(BatchDeliveryApp):
             self.loop.call_soon_threadsafe(self.exposure_side.pipeline.abandon)
 
     async def _update_gauges(self) -> None:
-        """Consumer lag per input partition, as this worker sees it, and state size."""
+        """Consumer lag per input partition, as this worker sees it, state size, and the decoded-state cache."""
         inputs = set(self.settings.topic_event_types)
         metrics.CONSUMER_LAG.clear()  # partitions moved away must not linger
         total_lag = 0
@@ -246,6 +248,10 @@ class SentinelApp(BatchDeliveryApp):
                 total_lag += lag
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
         metrics.STATE_KEYS.set(len(self.state_table))
+        decoded = self.state_store.decoded
+        metrics.STATE_CACHED.set(self.state_store.cached)
+        metrics.STATE_DECODED.inc(decoded - self._decoded_reported)
+        self._decoded_reported = decoded
         if self.exposure_side is not None:
             store = self.exposure_side.screening.exposure
             metrics.EXPOSED_ADDRESSES.set(sum(len(state.graph.exposed) for state in store.rules.values()))

@@ -196,6 +196,15 @@ FULL_COLLECTION_SECONDS = Histogram(
     "Seconds the worker's scheduled full garbage collections took (the worker pauses meanwhile).",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+STATE_DECODED = Counter(
+    "sentinel_state_decoded_total",
+    "Account states decoded from the state table on use: accounts not among the decoded states the worker"
+    " keeps (SENTINEL_STATE_CACHE_ACCOUNTS). Many against sentinel_events_consumed_total: the cache is too small.",
+)
+STATE_CACHED = Gauge(
+    "sentinel_state_cached",
+    "Accounts whose rule state this worker holds decoded (bounded by SENTINEL_STATE_CACHE_ACCOUNTS).",
+)
 STATE_EXPIRED = Counter(
     "sentinel_state_expired_total",
     "Idle accounts whose rule state was deleted (a tombstone written to the changelog) by the state sweep.",
@@ -253,6 +262,8 @@ _BY_NAME = {
         CONSUMER_LAG,
         REBALANCES,
         STATE_KEYS,
+        STATE_DECODED,
+        STATE_CACHED,
         STATE_EXPIRED,
         FULL_COLLECTION_SECONDS,
         EXPOSED_ADDRESSES,

@@ -92,9 +92,12 @@ class Settings(BaseSettings):
         description="Seconds between sweeps that delete the rule state of idle accounts (see docs/rules.md); 0: never.",
     )
     state_cache_accounts: int = Field(
-        100_000,
+        250_000,
         ge=1,
-        description="Accounts whose decoded rule state a worker keeps in memory (the rest are decoded again on use).",
+        description=(
+            "Accounts whose decoded rule state a worker keeps in memory (the rest are decoded again on use,"
+            " counted in sentinel_state_decoded_total)."
+        ),
     )
     full_collection_interval: float = Field(
         300.0,

@@ -72,7 +72,7 @@ class TableStore:
     table when its account comes back.
     """
 
-    def __init__(self, table: MutableMapping[bytes, bytes], *, max_cached: int = 100_000) -> None:
+    def __init__(self, table: MutableMapping[bytes, bytes], *, max_cached: int = 250_000) -> None:
         self.table = table
         self._max_cached = max_cached
         #: Decoded states used since the last turnover (see :meth:`apply`), by account.
@@ -85,6 +85,9 @@ class TableStore:
         #: The keys a sweep for idle accounts looks at, and how many it has looked at.
         self._sweep: list[bytes] = []
         self._swept = 0
+        #: States decoded from the table so far by :meth:`account` and :meth:`peek`: the
+        #: accounts asked for that were not in the cache (a metric, to size the cache by).
+        self.decoded = 0
 
     def account(self, account_id: str, partition: int) -> AccountState:
         """The live state of ``account_id``, decoded from the table on first use."""
@@ -95,9 +98,18 @@ class TableStore:
             doc = self._older.pop(account_id, None)
             if doc is None:
                 raw = self.table.get(account_id.encode())
-                doc = AccountState() if raw is None else decode_value(raw)
+                if raw is None:
+                    doc = AccountState()
+                else:
+                    doc = decode_value(raw)
+                    self.decoded += 1
             docs[account_id] = doc
         return doc
+
+    @property
+    def cached(self) -> int:
+        """How many accounts' states are held decoded (both generations)."""
+        return len(self._docs) + len(self._older)
 
     def peek(self, account_id: str) -> AccountState | None:
         """The current state of ``account_id`` (None: it has none), read without marking it changed."""
@@ -107,7 +119,10 @@ class TableStore:
         if doc is not None:
             return doc
         raw = self.table.get(account_id.encode())
-        return None if raw is None else decode_value(raw)
+        if raw is None:
+            return None
+        self.decoded += 1
+        return decode_value(raw)
 
     def encode(self) -> list[Change]:
         """The touched accounts' states, encoded as they are now, as changelog records.

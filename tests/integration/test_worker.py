@@ -156,6 +156,8 @@ async def test_health_readiness_and_operational_metrics(settings: Settings, work
         time.sleep(0.5)
     assert "sentinel_rule_evaluation_seconds_count 1.0" in text
     assert "sentinel_rebalances_total" in text and "sentinel_state_keys 1.0" in text
+    # The account's state is held decoded, and was never decoded from the table: it is new.
+    assert "sentinel_state_cached 1.0" in text and "sentinel_state_decoded_total 0.0" in text
 
 
 async def test_the_state_changelog_has_small_segments(settings: Settings, worker: WorkerProcess) -> None:

@@ -226,11 +226,14 @@ def test_over_its_bound_the_cache_releases_states_of_its_older_generation_a_few_
     screen("acct-0", "e0-again")  # taken back from the older generation
     for n in range(5, 9):
         screen(f"acct-{n}", f"e{n}")
+    assert store.decoded == 0  # acct-0 came back from the older generation, the rest are new
     store.apply(store.encode())  # nine over eight: one state of the older generation goes
+    assert store.cached == 8
     owner |= {value: key.decode() for key, value in table.items()}
     for n in range(9):
         assert store.peek(f"acct-{n}") is not None
     assert len(decoded) == 1 and decoded[0] in {"acct-1", "acct-2", "acct-3", "acct-4"}
+    assert store.decoded == 1  # what sentinel_state_decoded_total counts
 
     for n in range(9, 13):
         screen(f"acct-{n}", f"e{n}")
