@@ -12,7 +12,8 @@ An event is a plain slotted value (:class:`Deposit`, :class:`Withdrawal`), built
 own validators (:mod:`streams.core.event_values`), and anything else goes to the pydantic
 contract (:mod:`streams.core.event_contract`), whose first problem is the error a user
 reads. The fast check can only ever refuse by deferring; a property test holds the two to
-the same verdict and values.
+the same verdict and values. Before all this, :func:`streams.core.inputs.parse_input` tries
+:mod:`streams.core.event_wire`, which reads a well-formed record in one msgspec pass.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class LedgerEvent:
 
 @dataclass(slots=True, kw_only=True)
 class Deposit(LedgerEvent):
-    """Funds arriving at one of the exchange's deposit addresses. Built only by :func:`validate_event`."""
+    """Funds arriving at one of the exchange's deposit addresses (from :func:`validate_event`, or the one pass of
+    :mod:`streams.core.event_wire`, which gives the same)."""
 
     type: Literal["deposit"] = "deposit"
     tx_hash: str
@@ -118,7 +120,7 @@ class Deposit(LedgerEvent):
 
 @dataclass(slots=True, kw_only=True)
 class Withdrawal(LedgerEvent):
-    """Funds leaving the exchange to an external address. Built only by :func:`validate_event`."""
+    """Funds leaving the exchange to an external address (made as a :class:`Deposit` is)."""
 
     type: Literal["withdrawal"] = "withdrawal"
     to_address: str

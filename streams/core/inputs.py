@@ -1,8 +1,9 @@
 """Raw input records to parsed inputs: ledger events, chain transfers, and ethereum-etl items.
 
 The one decoder every input goes through (:class:`streams.core.screening.Screening` calls
-it): the shared checks of :func:`streams.core.events.decode_checked`, then the contract of
-the record's type. Items written by ``ethereumetl stream`` (``transaction``,
+it): a well-formed deposit or withdrawal in one pass (:mod:`streams.core.event_wire`), else
+the shared checks of :func:`streams.core.events.decode_checked`, then the contract of the
+record's type. Items written by ``ethereumetl stream`` (``transaction``,
 ``token_transfer``) are accepted where transfers are, converted by
 :mod:`streams.core.ethereum_etl`.
 """
@@ -13,6 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from streams.core.ethereum_etl import from_etl_item, is_etl_item
+from streams.core.event_values import MAX_FUTURE_MS, epoch_ms
+from streams.core.event_wire import well_formed_event
 from streams.core.events import Event, check_not_future, decode_checked, validate_event
 from streams.core.transfers import InputType, Transfer, transfer_from_dict
 
@@ -46,6 +49,13 @@ def parse_input(
             transfer = from_etl_item(etl, chain, token_info or {})
             check_not_future(transfer.epoch_ms, etl, now)
             return transfer
+    if expected != "transfer" and raw is not None:
+        fast = well_formed_event(raw, expected)
+        if fast is not None and (now is None or fast[0].epoch_ms <= epoch_ms(now) + MAX_FUTURE_MS):
+            event, says_type = fast
+            if says_type and len(raw) <= MAX_SOURCE_JSON:
+                event.source_json = raw  # as below
+            return event
     data = decode_checked(raw)
     if expected in (None, "transfer") and is_etl_item(data):
         transfer = from_etl_item(data, chain, token_info or {})
