@@ -14,7 +14,8 @@ What it is certain about, and why it agrees with the full way:
   every string is as written, and no control character can be in it (a raw one is not
   JSON at all);
 - msgspec reads it as one JSON object of known fields only, each of the type and length
-  the contract requires (the same limits and the same address pattern);
+  the contract requires (the same limits; that no address holds white space is checked
+  after the decode, see :func:`_spaceless`);
 - no key is written twice: JSON has colons only between a key and its value, and inside
   strings. The text's colons are at least the keys present plus the colons of the string
   values, and exactly that many only when no key is repeated (msgspec keeps the last
