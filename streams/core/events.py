@@ -53,8 +53,8 @@ from streams.core.stored_json import dumps_to_keep
 __all__ = [
     "EARLIEST_TIMESTAMP", "EPOCH", "EVENT_TYPES", "MAX_EVENT_BYTES", "MAX_FUTURE", "MAX_TEXT_LENGTH", "Clock",
     "Deposit", "Event", "EventError", "EventType", "Withdrawal", "check_not_future", "decode_checked", "epoch_ms",
-    "event_from_dict", "format_timestamp", "parse_event", "parse_moment", "to_json_dict", "validate_event",
-    "wall_clock",
+    "event_from_dict", "format_timestamp", "parse_event", "parse_moment", "to_json_dict", "too_far_ahead",
+    "validate_event", "wall_clock",
 ]  # fmt: skip
 
 EventType = Literal["deposit", "withdrawal"]
@@ -194,9 +194,14 @@ def _loads_exact(raw: bytes) -> Any:
         raise EventError("invalid_json", f"value is not JSON: {exc}") from None
 
 
+def too_far_ahead(event_ms: int, now: datetime | None) -> bool:
+    """Whether an input stamped ``event_ms`` is more than :data:`MAX_FUTURE` after ``now`` (never without a clock)."""
+    return now is not None and event_ms > epoch_ms(now) + MAX_FUTURE_MS
+
+
 def check_not_future(event_ms: int, data: Any, now: datetime | None) -> None:
     """Refuse an event stamped more than :data:`MAX_FUTURE` after ``now`` (a clock or unit error upstream)."""
-    if now is not None and event_ms > epoch_ms(now) + MAX_FUTURE_MS:
+    if too_far_ahead(event_ms, now):
         stamp = data.get("timestamp") if isinstance(data, dict) else None
         raise EventError("invalid_field", f"field 'timestamp': {stamp!r} is more than a day in the future")
 

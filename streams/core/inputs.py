@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from streams.core.ethereum_etl import from_etl_item, is_etl_item
-from streams.core.event_values import MAX_FUTURE_MS, epoch_ms
 from streams.core.event_wire import well_formed_event
-from streams.core.events import Event, check_not_future, decode_checked, validate_event
+from streams.core.events import Event, check_not_future, decode_checked, too_far_ahead, validate_event
 from streams.core.transfers import InputType, Transfer, transfer_from_dict
 
 #: The longest input kept as an event's own JSON (:attr:`~streams.core.events.LedgerEvent.source_json`):
@@ -51,7 +50,7 @@ def parse_input(
             return transfer
     if expected != "transfer" and raw is not None:
         fast = well_formed_event(raw, expected)
-        if fast is not None and (now is None or fast[0].epoch_ms <= epoch_ms(now) + MAX_FUTURE_MS):
+        if fast is not None and not too_far_ahead(fast[0].epoch_ms, now):  # else the full way words the refusal
             event, says_type = fast
             if says_type and len(raw) <= MAX_SOURCE_JSON:
                 event.source_json = raw  # as below
