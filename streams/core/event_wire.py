@@ -110,8 +110,12 @@ _DECODERS: dict[EventType | None, msgspec.json.Decoder[Any]] = {
     "deposit": msgspec.json.Decoder(_TopicDeposit),
     "withdrawal": msgspec.json.Decoder(_TopicWithdrawal),
 }
-#: Keys every decoded kind has for sure (the required fields, and the tag where it is one).
-_REQUIRED_KEYS = {_TaggedDeposit: 10, _TaggedWithdrawal: 8, _TopicDeposit: 9, _TopicWithdrawal: 7}
+#: Keys every decoded kind has for sure: its required fields, and the tag where it is one
+#: (msgspec keeps a tag out of the struct's fields).
+_REQUIRED_KEYS = {
+    kind: sum(f.required for f in msgspec.structs.fields(kind)) + (kind.__struct_config__.tag is not None)
+    for kind in (_TaggedDeposit, _TaggedWithdrawal, _TopicDeposit, _TopicWithdrawal)
+}
 
 
 def well_formed_event(raw: bytes, expected: EventType | None) -> tuple[Event, bool] | None:
