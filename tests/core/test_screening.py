@@ -70,6 +70,22 @@ def test_the_same_event_id_twice_is_screened_once() -> None:
     assert other.result == "alerted"
 
 
+def test_event_ids_are_remembered_for_a_day_of_event_time_and_ten_thousand_at_most() -> None:
+    store = DictStore()
+    screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=store)
+    early = raw(deposit(event_id="e1", timestamp=format_timestamp(T0)))
+    screening.screen_one(record(early))
+    later = deposit(event_id="e2", timestamp=format_timestamp(T0 + timedelta(hours=24, minutes=1)))
+    screening.screen_one(record(raw(later), offset=1))
+    assert list(store.account("acct-1").seen) == ["e2"]
+    assert screening.screen_one(record(early, offset=2)).result != "duplicate"  # a day on, a resend is screened
+    for i in range(10_001):
+        stamp = format_timestamp(T0 + timedelta(hours=25, milliseconds=i))
+        screening.screen_one(record(raw(deposit(event_id=f"n{i}", timestamp=stamp)), offset=3 + i))
+    seen = store.account("acct-1").seen
+    assert len(seen) == 10_000 and "n0" not in seen and "n10000" in seen
+
+
 def test_state_is_durable_only_once_persisted() -> None:
     table: dict[bytes, bytes] = {}
     store = TableStore(table)

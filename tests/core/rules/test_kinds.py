@@ -80,6 +80,15 @@ def test_suppression_defaults_to_the_timespan(tmp_path: Path) -> None:
     assert observer.suppressions == {"burst": 20}  # e2..e24 qualify: 23, of which 3 alert
 
 
+def test_the_alert_that_began_a_suppression_is_raised_again_when_its_event_is_screened_again(tmp_path: Path) -> None:
+    """A record re-processed after a crash raises its alert again (consumers dedupe on its id), not nothing."""
+    ruleset = pack(tmp_path, COUNT_RULE)
+    observer = CountingObserver()
+    fired = run(ruleset, [dep("a", 0), dep("b", 1), dep("c", 2), dep("c", 2), dep("d", 3)], observer)
+    assert fired == [["a", "b", "c"], ["a", "b", "c"]]
+    assert observer.suppressions == {"burst": 1}  # d, a new alert within the period
+
+
 def test_suppress_none_alerts_on_every_qualifying_event(tmp_path: Path) -> None:
     ruleset = pack(tmp_path, COUNT_RULE + "  suppress: none\n")
     assert len(run(ruleset, [dep(f"e{i}", i) for i in range(5)])) == 3
