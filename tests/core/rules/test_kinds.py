@@ -218,6 +218,48 @@ def test_until_cancels_a_pending_sequence(tmp_path: Path) -> None:
     assert run(ruleset, events) == [["d", "w"]]
 
 
+def test_a_sequence_s_span_includes_its_end(tmp_path: Path) -> None:
+    ruleset = pack(tmp_path, SEQUENCE_RULE)
+    assert run(ruleset, [dep("d", 0, usd_value="1000"), wd("w", 30, usd_value="900")]) == [["d", "w"]]
+    assert run(ruleset, [dep("d", 0, usd_value="1000"), wd("w", 30.001, usd_value="900")]) == []
+
+
+def test_a_start_is_kept_for_a_step_that_comes_late_within_the_tolerance(tmp_path: Path) -> None:
+    """Steps are dropped only once maxspan *and* the late tolerance have passed behind both topics."""
+    ruleset = pack(tmp_path, SEQUENCE_RULE)
+    events = [
+        dep("d", 0, usd_value="1000"),
+        wd("w0", 1, usd_value="10"),
+        dep("d2", 32, usd_value="1000"),
+        wd("w1", 33, usd_value="10"),
+        wd("w2", 29, usd_value="800"),  # 4 minutes late: the tolerance is 5
+    ]
+    assert run(ruleset, events) == [["d", "w0", "w2"]]
+
+
+def test_a_start_does_not_complete_itself_when_it_is_also_a_step(tmp_path: Path) -> None:
+    rule = SEQUENCE_RULE.replace(
+        "then: {event: withdrawal, total: usd_value, reaches: 0.8}",
+        "then: {event: deposit, total: usd_value, reaches: 0.8}",
+    )
+    ruleset = pack(tmp_path, rule)
+    assert run(ruleset, [dep("d1", 0, usd_value="1000")]) == []
+    assert run(ruleset, [dep("d1", 0, usd_value="1000"), dep("d2", 1, usd_value="900")]) == [["d1", "d2"]]
+
+
+def test_an_until_pushed_out_by_the_state_bound_no_longer_cancels(tmp_path: Path) -> None:
+    ruleset = pack(tmp_path, SEQUENCE_RULE + "  max_state: 1\n")
+    observer = CountingObserver()
+    events = [
+        dep("d", 0, usd_value="1000"),
+        dep("stop", 1, asset="STOP", usd_value="1"),
+        wd("w", 2, usd_value="1000"),  # cancelled: stop came between
+        dep("stop2", 40, asset="STOP", usd_value="1"),  # pushes stop out of the bound of one
+    ]
+    assert run(ruleset, events, observer) == [["d", "w"]]
+    assert observer.evictions == {"conduit": 1}
+
+
 def test_withdrawal_before_the_deposit_does_not_count(tmp_path: Path) -> None:
     ruleset = pack(tmp_path, SEQUENCE_RULE)
     assert run(ruleset, [wd("w", 0, usd_value="1000"), dep("d", 1, usd_value="1000")]) == []
