@@ -104,6 +104,15 @@ def write_pack(tmp_path: Path, condition: str, summary: str = "{amount} {asset}"
     [
         ("{field: amount, gte: 1.5}", deposit(amount="1.5"), True),
         ("{field: amount, gt: 1.5}", deposit(amount="1.5"), False),
+        ("{field: amount, lte: 1.5}", deposit(amount="1.5"), True),
+        ("{field: amount, lt: 1.5}", deposit(amount="1.5"), False),
+        ("{field: amount, eq: 1.50}", deposit(amount="1.5"), True),
+        ("{field: amount, ne: 1.50}", deposit(amount="1.5"), False),
+        ("{field: amount, ne: 2}", deposit(amount="1.5"), True),
+        ("{field: amount, in: [1.50, 3]}", deposit(amount="1.5"), True),
+        ("{field: amount, in: [0.1]}", deposit(amount="0.1"), True),  # as written, not as the float 0.1
+        ("{field: amount, gte: 0.1}", deposit(amount="0.1"), True),
+        ("{field: amount, not_in: [1.50, 3]}", deposit(amount="1.5"), False),
         ("{field: usd_value, lt: 10000}", deposit(usd_value=...), False),
         ("{field: usd_value, lt: 10000}", deposit(usd_value="9999.99"), True),
         ("{field: asset, in: [ETH, BTC]}", deposit(), True),
@@ -117,6 +126,17 @@ def write_pack(tmp_path: Path, condition: str, summary: str = "{amount} {asset}"
         ("{field: account_id, matches: '^(a+)+$'}", deposit(account_id="a" * 200 + "!"), False),
         ("{field: account_id, matches: '^(a+)+$'}", deposit(account_id="a" * 200), True),
         ("{field: to_address, eq: '0X2222222222222222222222222222222222222222'}", deposit(), False),
+        # EVM addresses compare in their normalised (lower-case) form, in a list of values too.
+        (
+            "{field: to_address, in: ['0xabcdef0000000000000000000000000000000000']}",
+            deposit(to_address="0xABCDEF0000000000000000000000000000000000"),
+            True,
+        ),
+        (
+            "{field: to_address, not_in: ['0xabcdef0000000000000000000000000000000000']}",
+            deposit(to_address="0xABCDEF0000000000000000000000000000000000"),
+            False,
+        ),
         (
             "{field: to_address, eq: '0x2222222222222222222222222222222222222222'}",
             deposit(to_address="0x2222222222222222222222222222222222222222".upper().replace("0X", "0x")),
@@ -141,6 +161,13 @@ def test_condition_operators(tmp_path: Path, condition: str, event: dict, fires:
     assert bool(alerts) is fires
     if alerts:
         assert alerts[0].mode == "shadow" and alerts[0].rule_version == "2.1.0"
+
+
+def test_any_gathers_the_evidence_of_every_branch_that_holds(tmp_path: Path) -> None:
+    write_pack(tmp_path, "{any: [{field: from_addresses, in_list: bad}, {field: to_address, in_list: bad}]}")
+    event = deposit(from_addresses=[RONIN_EXPLOITER], to_address=RONIN_EXPLOITER)
+    [alert] = load_ruleset([tmp_path]).evaluate([event_from_dict(event)], now=wall_clock)
+    assert [match["field"] for match in alert.evidence["matches"]] == ["from_addresses", "to_address"]
 
 
 def test_summary_is_substitution_not_code(tmp_path: Path) -> None:

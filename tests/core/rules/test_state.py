@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, localcontext
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +21,13 @@ def test_sum_units_reads_what_str_of_a_decimal_writes() -> None:
     assert sum_units("1E-7") == (100_000_000_000, 7)
     assert sum_units("1.5E-7") == (150_000_000_000, 8)
     assert sum_units("0") == (0, 0)
+    assert sum_units("0." + "0" * 17 + "1") == (1, 18)
+
+
+@pytest.mark.parametrize("value", ["0." + "0" * 18 + "1", "1E-19", "NaN"])
+def test_sum_units_refuses_what_18_places_cannot_hold_exactly(value: str) -> None:
+    with pytest.raises(ValueError):
+        sum_units(value)
 
 
 @given(st.lists(amounts, min_size=1, max_size=30), st.data())
