@@ -124,6 +124,26 @@ async def test_a_rebalance_abandons_the_batch_in_flight(held: str) -> None:
     assert commit.in_flight is None
 
 
+async def test_an_older_batch_still_running_at_a_rebalance_writes_no_changelog() -> None:
+    """Only the newest batch's task is cancelled; the one before it stops at its next step.
+
+    Its changelog record would reach partitions another worker may own by then, after
+    that worker has read them.
+    """
+    fakes = Fakes()
+    gate = fakes.gates["outputs"] = Step()
+    commit = pipeline(fakes)
+    first = await commit.submit(*batch_of(1))
+    second = asyncio.ensure_future(commit.submit(*batch_of(2)))
+    await asyncio.sleep(0)
+    commit.abandon()
+    gate.set()
+    await asyncio.gather(second, return_exceptions=True)
+    await asyncio.sleep(0.01)
+    assert first.status is BatchStatus.ABANDONED
+    assert not any(entry.startswith(("changelog", "apply", "ack")) for entry in fakes.log), fakes.log
+
+
 async def test_a_rebalance_after_the_changelog_write_began_stops_before_state_and_acks() -> None:
     """The write cannot be called back, but nothing is applied or acknowledged after it."""
 
