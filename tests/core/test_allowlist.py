@@ -80,6 +80,15 @@ def test_an_entry_covers_neither_events_before_it_was_added_nor_other_accounts(s
     assert screen(shipped, allowlist(other), band("a", 0), band("b", 60), band("c", 90))[0][2] == ["structuring:a+b+c"]
 
 
+def test_an_entry_ends_at_its_expiry_exactly(shipped: Ruleset) -> None:
+    """``until`` is the first moment the entry no longer covers, as its status says."""
+    book = allowlist(add(hours=1.5))
+    assert screen(shipped, book, band("a", 0), band("b", 60), band("c", 90))[0][2] == ["structuring:a+b+c"]
+    assert book.status("al-000001", T0 + timedelta(minutes=90)) == "expired"
+    book = allowlist(add(hours=1.5, at=T0 + timedelta(milliseconds=1)))  # until 90 minutes and 1 ms
+    assert screen(shipped, book, band("a", 0), band("b", 60), band("c", 90))[0][2] == []
+
+
 def test_a_typology_entry_covers_the_rules_of_that_typology(shipped: Ruleset) -> None:
     entry = add(typology="structuring", account_id="acct-1")
     assert screen(shipped, allowlist(entry), band("a", 0), band("b", 60), band("c", 90))[0] == [[], [], []]
