@@ -199,3 +199,39 @@ def test_a_resent_transfer_is_counted_once(tmp_path: Path) -> None:
         == [a.evidence["exposure"]["share"] for a in once]
         == ["0.0600"]
     )
+
+
+def test_a_deposit_made_before_its_sender_was_exposed_is_not_exposed_when_checked_later(pack: Ruleset) -> None:
+    """Live, the transfer that exposes the sender may be screened first: the deposit's own time decides."""
+    items = [transfer(3, 5, SEED, addr(3)), dep("early", 0, addr(3))]
+    assert alerts(pack, items, in_time_order=False) == []
+
+
+def test_the_nearest_exposed_sender_is_the_one_reported(pack: Ruleset) -> None:
+    items = [*chain(2), transfer(9, 3, SEED, addr(7))]
+    both = deposit(
+        event_id="d", account_id="acct-d", from_addresses=[addr(2), addr(7)], timestamp="2026-01-01T01:00:00Z"
+    )
+    [alert] = alerts(pack, [*items, both])
+    assert (alert.evidence["exposure"]["hops"], alert.evidence["exposure"]["address"]) == (1, addr(7))
+
+
+def test_a_share_exactly_at_the_minimum_alerts(tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text(PACK.replace("{min_share}", "min_share: 0.05"))
+    ruleset = load_ruleset([tmp_path])
+    items = [transfer(1, 1, SEED, addr(1), "5"), transfer(2, 2, addr(9), addr(1), "95"), dep("d", 60, addr(1))]
+    assert [a.evidence["exposure"]["share"] for a in alerts(ruleset, items)] == ["0.0500"]
+
+
+def test_only_deposits_within_the_lookback_wait_for_their_sender_to_be_exposed(tmp_path: Path) -> None:
+    (tmp_path / "pack.yaml").write_text(PACK.replace("{min_share}", "lookback: 1h"))
+    ruleset = load_ruleset([tmp_path])
+    items = [dep("old", 0, addr(4)), dep("new", 90, addr(4)), transfer(1, -1, SEED, addr(4))]
+    assert [a.event_ids for a in alerts(ruleset, items, in_time_order=False)] == [["new"]]
+
+
+def test_a_deposit_from_a_service_is_not_kept_waiting(pack: Ruleset) -> None:
+    screening = Screening(pack, clock=wall_clock, exposure=ExposureStore(remember_deposits=True))
+    for n, item in enumerate([dep("r", 0, ROUTER), dep("d", 1, addr(5))]):
+        screening.screen_one(Record("file", 0, n, None, orjson.dumps(item)))
+    assert list(screening.exposure.of("indirect").seen) == [addr(5)]
