@@ -53,6 +53,9 @@ def test_a_value_written_before_the_header_existed_is_read() -> None:
     screening = Screening(RULES, {"deposits": "deposit"}, clock=wall_clock, state=TableStore(table))
     again = screening.screen_one(record(raw(deposit(event_id="d-1"))))
     assert again.result == "duplicate"
+    # It had no latest time of its own: its latest screened id's time stands for it (expiry reads it).
+    older = decode_value(orjson.dumps({"#seen": {"d-1": 1_793_527_200_000, "d-2": 1_793_527_300_000}}))
+    assert older.latest == 1_793_527_300_000
 
 
 def test_a_value_of_an_unknown_version_is_refused_and_its_events_dead_lettered() -> None:
